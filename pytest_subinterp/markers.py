@@ -1,0 +1,109 @@
+"""The @pytest.mark.subinterp(...) marker: strict argument checks and overrides of Settings."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import pytest
+
+from pytest_subinterp.options import (
+    CONFIGS,
+    LEAKS,
+    POSITIVE_INT_HINTS,
+    SCOPES,
+    Settings,
+    _validate_choice,
+    _validate_positive_int,
+    _validate_timeout,
+)
+
+MARKER_NAME = "subinterp"
+MARKER_LINE = (
+    "subinterp(threads=4, interpreters=2, config='isolated', rounds=1, timeout=120, leaks=None, scope=None): "
+    "run this test in fresh sub-interpreters from native threads (pytest-subinterp)"
+)
+VALID_KEYWORDS = ("threads", "interpreters", "config", "rounds", "timeout", "leaks", "scope")
+
+# ---- message templates (tests import these) ----
+POSITIONAL_MESSAGE = (
+    "{nodeid}: @pytest.mark.subinterp takes keyword arguments only, got positional {args}; "
+    "use e.g. @pytest.mark.subinterp(threads=4)"
+)
+UNKNOWN_KEYWORD_MESSAGE = "{nodeid}: @pytest.mark.subinterp got unknown keyword {key!r} (valid: {valid})"
+BAD_VALUE_MESSAGE = "{nodeid}: @pytest.mark.subinterp({key}={value!r}): {problem}"
+ISOLATED_NEEDS_312 = (
+    "config='isolated' needs Python 3.12+ (own-GIL sub-interpreters); "
+    "this is Python {version}: use config='legacy' or 'both'"
+)
+ISOLATED_SKIPPED_IN_BOTH = (
+    "config='both': the isolated run was skipped, it needs Python 3.12+ (own-GIL sub-interpreters); "
+    "this is Python {version}: only the legacy run was done"
+)
+
+
+class MarkerError(Exception):
+    """Invalid @pytest.mark.subinterp arguments; str() is the full message for the user."""
+
+
+_CHECKS: dict[str, Callable[[object, str], Any]] = {
+    "threads": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["threads"], strings=False),
+    "interpreters": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["interpreters"], strings=False),
+    "config": lambda v, w: _validate_choice(v, w, CONFIGS),
+    "rounds": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["rounds"], strings=False),
+    "timeout": lambda v, w: _validate_timeout(v, w, strings=False),
+    "leaks": lambda v, w: _validate_choice(v, w, (*LEAKS, None)),
+    "scope": lambda v, w: _validate_choice(v, w, (*SCOPES, None)),
+}
+
+
+def marker_settings(item: pytest.Item, base: Settings) -> Settings:
+    """Return base overridden by the closest subinterp marker of item; MarkerError if its arguments are bad."""
+    marker = item.get_closest_marker(MARKER_NAME)
+    if marker is None:
+        return base
+    if marker.args:
+        args = ", ".join(repr(arg) for arg in marker.args)
+        raise MarkerError(POSITIONAL_MESSAGE.format(nodeid=item.nodeid, args=args))
+    overrides = {}
+    for key, value in marker.kwargs.items():
+        checked = _check_keyword(item.nodeid, key, value)
+        if checked is not None:
+            overrides[key] = checked
+    return base.replace(**overrides)
+
+
+def _check_keyword(nodeid: str, key: str, value: object) -> Any:
+    """Return the validated value of one marker keyword (None means "use base")."""
+    check = _CHECKS.get(key)
+    if check is None:
+        raise MarkerError(UNKNOWN_KEYWORD_MESSAGE.format(nodeid=nodeid, key=key, valid=", ".join(VALID_KEYWORDS)))
+    try:
+        return check(value, key)
+    except pytest.UsageError as error:
+        raise MarkerError(BAD_VALUE_MESSAGE.format(nodeid=nodeid, key=key, value=value, problem=error)) from None
+
+
+def configs_to_run(settings: Settings) -> tuple[list[str], str | None]:
+    """Return the concrete configs to run for settings.config and, if some were dropped, why."""
+    if settings.config not in CONFIGS:
+        raise ValueError(f"unknown sub-interpreter config {settings.config!r} (valid: {', '.join(CONFIGS)})")
+    if _has_isolated():
+        return (["isolated", "legacy"] if settings.config == "both" else [settings.config]), None
+    version = _python_version()
+    if settings.config == "isolated":
+        return [], ISOLATED_NEEDS_312.format(version=version)
+    if settings.config == "both":
+        return ["legacy"], ISOLATED_SKIPPED_IN_BOTH.format(version=version)
+    return ["legacy"], None
+
+
+def _has_isolated() -> bool:
+    """Return True if the running Python has own-GIL (isolated) sub-interpreters; read at call time."""
+    return tuple(sys.version_info[:2]) >= (3, 12)
+
+
+def _python_version() -> str:
+    """Return the running Python's "X.Y"; read at call time so tests can monkeypatch sys.version_info."""
+    major, minor = sys.version_info[:2]
+    return f"{major}.{minor}"
