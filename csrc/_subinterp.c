@@ -1,0 +1,1307 @@
+/* _subinterp: run a test body in fresh sub-interpreters from native ("foreign") threads.
+
+   Python equivalent and signatures: pytest_subinterp/_subinterp.pyi.
+   Order: create -> run entry (inner pytest) -> rendezvous -> attach -> call -> detach -> end.
+
+   One battery runs per process at a time (the process is a disposable child of the plugin's
+   zygote), so the battery is process-global C state shared by every interpreter; Python
+   objects never cross interpreters: results cross as C strings.
+
+   Thread-state sequences follow the C-API documentation (see shared/seed):
+     foreign thread:  ts = PyThreadState_New(interp); PyEval_RestoreThread(ts); ... work ...;
+                      PyThreadState_Clear(ts); PyThreadState_DeleteCurrent();
+     creator thread:  attach to the main interpreter, Py_NewInterpreter[FromConfig], run, then
+                      Py_EndInterpreter(ts) with the creator's own thread state current.  */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#include <errno.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define SUBINTERP_HAVE_CONFIG 1 /* Py_NewInterpreterFromConfig and own-GIL interpreters */
+#else
+#define SUBINTERP_HAVE_CONFIG 0
+#endif
+
+#if PY_VERSION_HEX < 0x030D0000
+/* Exported (PyAPI_FUNC) but declared only in the internal headers of 3.11/3.12; 3.13 stopped
+   exporting them, so the crash handler falls back to the breadcrumb and the native stack. */
+PyAPI_FUNC(void) _Py_DumpTraceback(int fd, PyThreadState *tstate);
+#define SUBINTERP_CAN_DUMP_CRASHING_THREAD 1
+#else
+#define SUBINTERP_CAN_DUMP_CRASHING_THREAD 0
+#endif
+
+/* ---- results ---- */
+
+enum { CALL_PASSED = 0, CALL_FAILED = 1, CALL_NOT_RUN = 2, CALL_ERROR = 3 };
+
+typedef struct {
+    int generation; /* which rendezvous (one per test in module scope) */
+    int thread;
+    int round;
+    int interp;
+    int status;
+    char *text; /* failure text, malloc'd, or NULL */
+    double seconds;
+} call_record;
+
+enum { SLOT_CREATING, SLOT_RUNNING, SLOT_DONE };
+
+typedef struct {
+    int index;
+    int state;
+    PyInterpreterState *interp;
+    int64_t interp_id;
+    PyThreadState *creator_ts;   /* the creator's thread state in the sub-interpreter */
+    int arrived_generation;      /* last rendezvous this interpreter arrived at */
+    PyObject *fn;                /* callable of this interpreter for the armed generation */
+    char *create_error;
+    char *entry_output;          /* str returned by the entry function */
+    char *entry_error;           /* traceback of the entry function, if it raised */
+    char *end_error;
+    int ended;
+    double create_s, run_s, end_s;
+} interp_slot;
+
+typedef struct {
+    int isolated;
+    int n_interps, n_threads, n_rounds;
+    char *entry_module, *entry_func, *entry_arg;
+    PyInterpreterState *main_interp;
+    interp_slot *slots;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int armed_generation;    /* every interpreter arrived (or is done) for this one */
+    int finished_generation; /* every worker finished this one */
+    int workers_in_generation;
+    int all_done;            /* every creator finished its entry function */
+    int creators_exited, workers_exited;
+
+    call_record *records;
+    size_t n_records, cap_records;
+
+    PyThreadState **worker_ts; /* current thread state of each worker, for hang dumps */
+    pthread_t *creator_threads, *worker_threads;
+    int n_creators_started, n_workers_started;
+} battery;
+
+static battery *current_battery = NULL;
+static pthread_mutex_t create_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int progress_fd = -1;
+
+/* Per-OS-thread breadcrumb read by the crash handler: where this thread is right now. */
+typedef struct {
+    int interp, thread, round;
+    const char *phase;
+} where_t;
+static __thread where_t here = {-1, -1, -1, NULL};
+
+/* ---- breadcrumbs ---- */
+
+static double
+subinterp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One line, written with a single write() so lines from threads never interleave; the parent
+   reads the file after a crash, so nothing may sit in a user-space buffer. */
+static void
+subinterp_breadcrumb(const char *fmt, ...)
+{
+    if (progress_fd < 0) {
+        return;
+    }
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if (n > (int)sizeof(line) - 2) {
+        n = (int)sizeof(line) - 2;
+    }
+    line[n++] = '\n';
+    ssize_t ignored = write(progress_fd, line, (size_t)n);
+    (void)ignored;
+}
+
+static void
+subinterp_set_where(int interp, int thread, int round, const char *phase)
+{
+    here.interp = interp;
+    here.thread = thread;
+    here.round = round;
+    here.phase = phase;
+    subinterp_breadcrumb("phase %s interp=%d thread=%d round=%d", phase, interp, thread, round);
+}
+
+static char *
+subinterp_strdup(const char *s)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *copy = malloc(n);
+    if (copy != NULL) {
+        memcpy(copy, s, n);
+    }
+    return copy;
+}
+
+static char *
+subinterp_strdupf(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return subinterp_strdup(buf);
+}
+
+/* Format the pending exception of the current interpreter as text and clear it.  Uses the
+   interpreter's own traceback module; falls back to str(exc). */
+static char *
+subinterp_fetch_exception_text(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL) {
+        return subinterp_strdup("(no exception set)");
+    }
+    PyErr_NormalizeException(&type, &value, &tb);
+    char *text = NULL;
+    PyObject *traceback = PyImport_ImportModule("traceback");
+    if (traceback != NULL) {
+        PyObject *lines = PyObject_CallMethod(traceback, "format_exception", "OOO", type,
+                                              value ? value : Py_None, tb ? tb : Py_None);
+        if (lines != NULL) {
+            PyObject *empty = PyUnicode_FromString("");
+            PyObject *joined = empty ? PyUnicode_Join(empty, lines) : NULL;
+            if (joined != NULL) {
+                const char *utf8 = PyUnicode_AsUTF8(joined);
+                text = utf8 ? subinterp_strdup(utf8) : NULL;
+            }
+            Py_XDECREF(joined);
+            Py_XDECREF(empty);
+            Py_DECREF(lines);
+        }
+        Py_DECREF(traceback);
+    }
+    PyErr_Clear();
+    if (text == NULL) {
+        PyObject *s = value ? PyObject_Str(value) : NULL;
+        const char *utf8 = s ? PyUnicode_AsUTF8(s) : NULL;
+        text = subinterp_strdup(utf8 ? utf8 : "(exception could not be formatted)");
+        Py_XDECREF(s);
+        PyErr_Clear();
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return text;
+}
+
+/* ---- results ---- */
+
+static void
+subinterp_add_record(battery *b, call_record rec)
+{
+    /* caller holds b->mu */
+    if (b->n_records == b->cap_records) {
+        size_t cap = b->cap_records ? b->cap_records * 2 : 64;
+        call_record *grown = realloc(b->records, cap * sizeof(call_record));
+        if (grown == NULL) {
+            free(rec.text);
+            return;
+        }
+        b->records = grown;
+        b->cap_records = cap;
+    }
+    b->records[b->n_records++] = rec;
+}
+
+/* ---- rendezvous ---- */
+
+/* Arm the next generation once every interpreter has arrived at it or is done for good.
+   Caller holds b->mu. */
+static void
+subinterp_maybe_arm(battery *b)
+{
+    int next = b->armed_generation + 1;
+    if (b->finished_generation < b->armed_generation) {
+        return; /* workers are still busy with the armed one */
+    }
+    int any_arrived = 0;
+    for (int i = 0; i < b->n_interps; i++) {
+        interp_slot *s = &b->slots[i];
+        if (s->state == SLOT_DONE) {
+            continue;
+        }
+        if (s->arrived_generation < next) {
+            return;
+        }
+        any_arrived = 1;
+    }
+    if (any_arrived) {
+        b->armed_generation = next;
+        b->workers_in_generation = 0;
+        pthread_cond_broadcast(&b->cv);
+    }
+}
+
+/* ---- attach / detach ---- */
+
+/* Run fn(thread, round) once in slot's interpreter on this foreign thread. */
+static call_record
+subinterp_call_in(battery *b, interp_slot *slot, PyObject *fn, int t, int j, int generation)
+{
+    call_record rec = {generation, t, j, slot->index, CALL_PASSED, NULL, 0.0};
+    subinterp_set_where(slot->index, t, j, "call");
+    double start = subinterp_now();
+
+    /* attach: documented sequence for a thread that Python did not create */
+    PyThreadState *ts = PyThreadState_New(slot->interp);
+    if (ts == NULL) {
+        rec.status = CALL_ERROR;
+        rec.text = subinterp_strdupf("PyThreadState_New failed for interpreter %d", slot->index);
+        return rec;
+    }
+    PyEval_RestoreThread(ts);
+    b->worker_ts[t] = ts;
+
+    PyObject *result = PyObject_CallFunction(fn, "ii", t, j);
+    if (result == NULL) {
+        rec.status = CALL_ERROR;
+        rec.text = subinterp_fetch_exception_text();
+    }
+    else if (result != Py_None) {
+        rec.status = CALL_FAILED;
+        const char *utf8 = PyUnicode_Check(result) ? PyUnicode_AsUTF8(result) : NULL;
+        rec.text = subinterp_strdup(utf8 ? utf8 : "(test body failed)");
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+
+    /* detach: clear while attached, then delete the current thread state and drop the GIL */
+    b->worker_ts[t] = NULL;
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+
+    rec.seconds = subinterp_now() - start;
+    subinterp_breadcrumb("done call interp=%d thread=%d round=%d status=%d", slot->index, t, j,
+                         rec.status);
+    here.phase = "idle";
+    return rec;
+}
+
+typedef struct {
+    battery *b;
+    int t;
+} worker_arg;
+
+static void *
+subinterp_worker_main(void *raw)
+{
+    worker_arg *arg = raw;
+    battery *b = arg->b;
+    int t = arg->t;
+    free(arg);
+    here.thread = t;
+    for (int generation = 1;; generation++) {
+        pthread_mutex_lock(&b->mu);
+        while (b->armed_generation < generation && !b->all_done) {
+            pthread_cond_wait(&b->cv, &b->mu);
+        }
+        int run = b->armed_generation >= generation;
+        pthread_mutex_unlock(&b->mu);
+        if (!run) {
+            break;
+        }
+        for (int j = 0; j < b->n_rounds; j++) {
+            interp_slot *slot = &b->slots[(t + j) % b->n_interps];
+            call_record rec = {generation, t, j, slot->index, CALL_NOT_RUN, NULL, 0.0};
+            PyObject *fn = NULL;
+            pthread_mutex_lock(&b->mu);
+            if (slot->arrived_generation == generation && slot->state != SLOT_DONE) {
+                fn = slot->fn; /* borrowed: the creator holds it until the generation ends */
+            }
+            pthread_mutex_unlock(&b->mu);
+            if (fn != NULL) {
+                rec = subinterp_call_in(b, slot, fn, t, j, generation);
+            }
+            pthread_mutex_lock(&b->mu);
+            subinterp_add_record(b, rec);
+            pthread_mutex_unlock(&b->mu);
+        }
+        pthread_mutex_lock(&b->mu);
+        if (++b->workers_in_generation == b->n_threads) {
+            b->finished_generation = generation;
+            pthread_cond_broadcast(&b->cv);
+            subinterp_maybe_arm(b);
+        }
+        pthread_mutex_unlock(&b->mu);
+    }
+    pthread_mutex_lock(&b->mu);
+    b->workers_exited++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* ---- create ---- */
+
+/* Attach this native thread to the main interpreter, then create the sub-interpreter.
+   On success the sub-interpreter's new thread state is current (holding its GIL) and
+   *main_ts is this thread's detached main-interpreter thread state. */
+static int
+subinterp_create(battery *b, interp_slot *slot, PyThreadState **main_ts)
+{
+    subinterp_set_where(slot->index, -1, -1, "create");
+    double start = subinterp_now();
+    /* Before 3.13, creating interpreters concurrently can crash (pybind11 serializes it too);
+       legacy interpreters share one GIL, so there is nothing to gain from parallel creation.
+       The mutex is taken before the GIL so that no thread waits for it while holding the GIL. */
+    int serialize = !b->isolated || PY_VERSION_HEX < 0x030D0000;
+    if (serialize) {
+        pthread_mutex_lock(&create_mutex);
+    }
+    *main_ts = PyThreadState_New(b->main_interp);
+    if (*main_ts == NULL) {
+        if (serialize) {
+            pthread_mutex_unlock(&create_mutex);
+        }
+        slot->create_error = subinterp_strdup("PyThreadState_New(main interpreter) failed");
+        return -1;
+    }
+    PyEval_RestoreThread(*main_ts);
+
+    PyThreadState *ts = NULL;
+#if SUBINTERP_HAVE_CONFIG
+    PyInterpreterConfig config;
+    memset(&config, 0, sizeof(config));
+    if (b->isolated) {
+        config.use_main_obmalloc = 0;
+        config.allow_fork = 0;
+        config.allow_exec = 0;
+        config.allow_threads = 1;
+        config.allow_daemon_threads = 0;
+        config.check_multi_interp_extensions = 1;
+        config.gil = PyInterpreterConfig_OWN_GIL;
+    }
+    else {
+        config.use_main_obmalloc = 1;
+        config.allow_fork = 1;
+        config.allow_exec = 1;
+        config.allow_threads = 1;
+        config.allow_daemon_threads = 1;
+        config.check_multi_interp_extensions = 0;
+        config.gil = PyInterpreterConfig_SHARED_GIL;
+    }
+    PyStatus status = Py_NewInterpreterFromConfig(&ts, &config);
+    if (PyStatus_Exception(status)) {
+        slot->create_error = subinterp_strdupf("Py_NewInterpreterFromConfig failed: %s%s%s",
+                                               status.func ? status.func : "",
+                                               status.func ? ": " : "",
+                                               status.err_msg ? status.err_msg : "(no message)");
+        ts = NULL;
+    }
+#else
+    ts = Py_NewInterpreter();
+    if (ts == NULL) {
+        slot->create_error = subinterp_strdup("Py_NewInterpreter returned NULL");
+    }
+#endif
+    if (ts == NULL) {
+        /* Creation failed: the main thread state is still ours and current. */
+        PyErr_Clear();
+        PyThreadState_Clear(*main_ts);
+        PyThreadState_DeleteCurrent();
+        *main_ts = NULL;
+        if (serialize) {
+            pthread_mutex_unlock(&create_mutex);
+        }
+        return -1;
+    }
+    if (serialize) {
+        pthread_mutex_unlock(&create_mutex);
+    }
+    slot->creator_ts = ts;
+    slot->interp = PyThreadState_GetInterpreter(ts);
+    slot->interp_id = PyInterpreterState_GetID(slot->interp);
+    slot->create_s = subinterp_now() - start;
+    return 0;
+}
+
+/* ---- run ---- */
+
+/* Run entry_module.entry_func(entry_arg, index) in the current sub-interpreter. */
+static void
+subinterp_run_entry(battery *b, interp_slot *slot)
+{
+    subinterp_set_where(slot->index, -1, -1, "import");
+    double start = subinterp_now();
+    PyObject *module = PyImport_ImportModule(b->entry_module);
+    PyObject *func = module ? PyObject_GetAttrString(module, b->entry_func) : NULL;
+    PyObject *result = func ? PyObject_CallFunction(func, "si", b->entry_arg, slot->index) : NULL;
+    if (result == NULL) {
+        slot->entry_error = subinterp_fetch_exception_text();
+    }
+    else if (!PyUnicode_Check(result)) {
+        slot->entry_error = subinterp_strdupf("%s.%s returned a non-str", b->entry_module,
+                                              b->entry_func);
+    }
+    else {
+        const char *utf8 = PyUnicode_AsUTF8(result);
+        if (utf8 == NULL) {
+            slot->entry_error = subinterp_fetch_exception_text();
+        }
+        else {
+            slot->entry_output = subinterp_strdup(utf8);
+        }
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(func);
+    Py_XDECREF(module);
+    slot->run_s = subinterp_now() - start;
+}
+
+/* ---- end ---- */
+
+/* Count the thread states of the current interpreter other than the creator's. */
+static int
+subinterp_other_thread_states(interp_slot *slot)
+{
+    int others = 0;
+    for (PyThreadState *ts = PyInterpreterState_ThreadHead(slot->interp); ts != NULL;
+         ts = PyThreadState_Next(ts)) {
+        if (ts != slot->creator_ts) {
+            others++;
+        }
+    }
+    return others;
+}
+
+/* End the interpreter from the thread that created it, with the creator's thread state
+   current; then return to the main interpreter and drop this thread's main thread state. */
+static void
+subinterp_end(battery *b, interp_slot *slot, PyThreadState *main_ts)
+{
+    subinterp_set_where(slot->index, -1, -1, "end");
+    double start = subinterp_now();
+    int others = subinterp_other_thread_states(slot);
+    /* A thread that the test joined may still be deleting its thread state: give it a moment. */
+    for (int tries = 0; others > 0 && tries < 50; tries++) {
+        Py_BEGIN_ALLOW_THREADS
+        usleep(10000);
+        Py_END_ALLOW_THREADS
+        others = subinterp_other_thread_states(slot);
+    }
+    if (others > 0) {
+        /* Py_EndInterpreter would abort the process ("not the last thread"): leave the
+           interpreter alive, report it, and let the disposable child process exit. */
+        slot->end_error = subinterp_strdupf(
+            "interpreter %d still had %d other thread state(s) alive after the test: a thread "
+            "was left running (or a native thread never detached); it was not ended",
+            slot->index + 1, others);
+        PyEval_SaveThread();
+    }
+    else {
+        Py_EndInterpreter(slot->creator_ts); /* returns with no current thread state */
+        slot->ended = 1;
+    }
+    slot->creator_ts = NULL;
+    slot->end_s = subinterp_now() - start;
+    subinterp_breadcrumb("done end interp=%d ended=%d", slot->index, slot->ended);
+
+#if PY_VERSION_HEX < 0x030C0000
+    if (slot->ended) {
+        /* Before 3.12 Py_EndInterpreter returns still holding the (single, shared) GIL:
+           make the main thread state current without acquiring it again. */
+        PyThreadState_Swap(main_ts);
+        PyThreadState_Clear(main_ts);
+        PyThreadState_DeleteCurrent();
+        return;
+    }
+#endif
+    /* 3.12+: Py_EndInterpreter returns with no GIL held (documented). */
+    PyEval_RestoreThread(main_ts);
+    PyThreadState_Clear(main_ts);
+    PyThreadState_DeleteCurrent();
+}
+
+static void
+subinterp_mark_done(battery *b, interp_slot *slot)
+{
+    pthread_mutex_lock(&b->mu);
+    slot->state = SLOT_DONE;
+    int all = 1;
+    for (int i = 0; i < b->n_interps; i++) {
+        if (b->slots[i].state != SLOT_DONE) {
+            all = 0;
+        }
+    }
+    subinterp_maybe_arm(b);
+    if (all) {
+        b->all_done = 1;
+    }
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct {
+    battery *b;
+    int i;
+} creator_arg;
+
+static void *
+subinterp_creator_main(void *raw)
+{
+    creator_arg *arg = raw;
+    battery *b = arg->b;
+    interp_slot *slot = &b->slots[arg->i];
+    free(arg);
+    PyThreadState *main_ts = NULL;
+    if (subinterp_create(b, slot, &main_ts) == 0) {
+        pthread_mutex_lock(&b->mu);
+        slot->state = SLOT_RUNNING;
+        pthread_mutex_unlock(&b->mu);
+        subinterp_run_entry(b, slot);
+        subinterp_mark_done(b, slot);
+        subinterp_end(b, slot, main_ts);
+    }
+    else {
+        subinterp_breadcrumb("failed create interp=%d", slot->index);
+        subinterp_mark_done(b, slot);
+    }
+    pthread_mutex_lock(&b->mu);
+    b->creators_exited++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* ---- hang dump ---- */
+
+static void
+subinterp_write_frames(PyThreadState *ts)
+{
+    PyFrameObject *frame = PyThreadState_GetFrame(ts); /* new reference or NULL */
+    int depth = 0;
+    while (frame != NULL && depth < 100) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        const char *file = PyUnicode_AsUTF8(code->co_filename);
+        const char *name = PyUnicode_AsUTF8(code->co_name);
+        subinterp_breadcrumb("stack   File \"%s\", line %d, in %s", file ? file : "?",
+                             PyFrame_GetLineNumber(frame), name ? name : "?");
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+        depth++;
+    }
+    Py_XDECREF(frame);
+    PyErr_Clear();
+}
+
+typedef struct {
+    battery *b;
+    int i;
+    int finished;
+} dumper_arg;
+
+/* Attach to one interpreter and write the Python stack of each of its threads.  Holding that
+   interpreter's GIL means its other threads are not running, so their frames are stable. */
+static void *
+subinterp_dumper_main(void *raw)
+{
+    dumper_arg *arg = raw;
+    battery *b = arg->b;
+    interp_slot *slot = &b->slots[arg->i];
+    PyThreadState *ts = PyThreadState_New(slot->interp);
+    if (ts != NULL) {
+        PyEval_RestoreThread(ts);
+        for (PyThreadState *other = PyInterpreterState_ThreadHead(slot->interp); other != NULL;
+             other = PyThreadState_Next(other)) {
+            if (other == ts) {
+                continue;
+            }
+            const char *who = "python thread";
+            char label[64];
+            if (other == slot->creator_ts) {
+                who = "creator thread (fixtures / inner pytest)";
+            }
+            for (int t = 0; t < b->n_threads; t++) {
+                if (b->worker_ts[t] == other) {
+                    snprintf(label, sizeof(label), "battery thread %d/%d", t + 1, b->n_threads);
+                    who = label;
+                }
+            }
+            subinterp_breadcrumb("stack interpreter %d, %s (thread state %llu):", slot->index + 1,
+                                 who, (unsigned long long)PyThreadState_GetID(other));
+            subinterp_write_frames(other);
+        }
+        PyThreadState_Clear(ts);
+        PyThreadState_DeleteCurrent();
+    }
+    pthread_mutex_lock(&b->mu);
+    arg->finished = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+static void
+subinterp_dump_all_stacks(battery *b)
+{
+    for (int i = 0; i < b->n_interps; i++) {
+        interp_slot *slot = &b->slots[i];
+        if (slot->interp == NULL || slot->ended) {
+            continue;
+        }
+        subinterp_breadcrumb("stack ---- interpreter %d/%d (%s) ----", i + 1, b->n_interps,
+                             b->isolated ? "isolated" : "legacy");
+        /* The dumper is detached and leaked on purpose: if a thread holds the interpreter's GIL
+           forever, attaching never returns, and the child process is about to exit anyway. */
+        dumper_arg *arg = calloc(1, sizeof(dumper_arg));
+        if (arg == NULL) {
+            continue;
+        }
+        arg->b = b;
+        arg->i = i;
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, subinterp_dumper_main, arg) != 0) {
+            continue;
+        }
+        pthread_detach(thread);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 2;
+        pthread_mutex_lock(&b->mu);
+        while (!arg->finished) {
+            if (pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT) {
+                break;
+            }
+        }
+        int finished = arg->finished;
+        pthread_mutex_unlock(&b->mu);
+        if (!finished) {
+            subinterp_breadcrumb("stack interpreter %d: its GIL was not released within 2 s (a "
+                                 "thread holds it: a deadlock or a long C call with the GIL held)",
+                                 i + 1);
+        }
+    }
+}
+
+/* ---- crash handler ---- */
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+static const char *
+subinterp_signal_name(int sig)
+{
+    switch (sig) {
+        case SIGSEGV: return "SIGSEGV";
+        case SIGBUS: return "SIGBUS";
+        case SIGFPE: return "SIGFPE";
+        case SIGILL: return "SIGILL";
+        case SIGABRT: return "SIGABRT";
+        default: return "signal";
+    }
+}
+
+static void
+subinterp_fatal_handler(int sig)
+{
+    /* A handler that deadlocks (e.g. the crash happened inside malloc) must not turn a crash
+       into a hang: SIGALRM's default action ends the process in 3 s at the latest. */
+    alarm(3);
+    subinterp_breadcrumb("crash %s interp=%d thread=%d round=%d phase=%s", subinterp_signal_name(sig),
+                         here.interp, here.thread, here.round, here.phase ? here.phase : "?");
+    if (progress_fd >= 0) {
+        static const char native[] = "native-stack-begin\n";
+        ssize_t ignored = write(progress_fd, native, sizeof(native) - 1);
+        void *frames[64];
+        int n = backtrace(frames, 64);
+        backtrace_symbols_fd(frames, n, progress_fd);
+        static const char end[] = "native-stack-end\n";
+        ignored = write(progress_fd, end, sizeof(end) - 1);
+#if SUBINTERP_CAN_DUMP_CRASHING_THREAD
+        PyThreadState *ts = _PyThreadState_UncheckedGet();
+        if (ts != NULL) {
+            static const char py[] = "python-stack-begin\n";
+            ignored = write(progress_fd, py, sizeof(py) - 1);
+            _Py_DumpTraceback(progress_fd, ts);
+            static const char pyend[] = "python-stack-end\n";
+            ignored = write(progress_fd, pyend, sizeof(pyend) - 1);
+        }
+#endif
+        (void)ignored;
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static PyObject *
+subinterp_install_crash_handler(PyObject *module, PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:install_crash_handler", &fd)) {
+        return NULL;
+    }
+    progress_fd = fd;
+    /* backtrace() loads libgcc lazily: do it now, not inside a signal handler. */
+    void *frames[2];
+    (void)backtrace(frames, 2);
+    static char alt_stack[1 << 16];
+    stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof(alt_stack), .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    for (size_t k = 0; k < sizeof(fatal_signals) / sizeof(fatal_signals[0]); k++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = subinterp_fatal_handler;
+        sa.sa_flags = SA_NODEFER | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(fatal_signals[k], &sa, NULL) != 0) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---- battery (main interpreter entry point) ---- */
+
+static void
+subinterp_battery_free(battery *b)
+{
+    for (int i = 0; i < b->n_interps; i++) {
+        free(b->slots[i].create_error);
+        free(b->slots[i].entry_output);
+        free(b->slots[i].entry_error);
+        free(b->slots[i].end_error);
+    }
+    for (size_t k = 0; k < b->n_records; k++) {
+        free(b->records[k].text);
+    }
+    free(b->records);
+    free(b->slots);
+    free(b->worker_ts);
+    free(b->creator_threads);
+    free(b->worker_threads);
+    free(b->entry_module);
+    free(b->entry_func);
+    free(b->entry_arg);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b);
+}
+
+static int
+subinterp_dict_set(PyObject *dict, const char *key, PyObject *value)
+{
+    if (value == NULL) {
+        return -1;
+    }
+    int rc = PyDict_SetItemString(dict, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyObject *
+subinterp_optional_str(const char *s)
+{
+    if (s == NULL) {
+        Py_RETURN_NONE;
+    }
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+static PyObject *
+subinterp_slot_to_dict(battery *b, interp_slot *s)
+{
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+    if (subinterp_dict_set(d, "index", PyLong_FromLong(s->index)) < 0 ||
+        subinterp_dict_set(d, "id", PyLong_FromLongLong(s->interp_id)) < 0 ||
+        subinterp_dict_set(d, "created", PyBool_FromLong(s->interp != NULL)) < 0 ||
+        subinterp_dict_set(d, "ended", PyBool_FromLong(s->ended)) < 0 ||
+        subinterp_dict_set(d, "create_error", subinterp_optional_str(s->create_error)) < 0 ||
+        subinterp_dict_set(d, "entry_output", subinterp_optional_str(s->entry_output)) < 0 ||
+        subinterp_dict_set(d, "entry_error", subinterp_optional_str(s->entry_error)) < 0 ||
+        subinterp_dict_set(d, "end_error", subinterp_optional_str(s->end_error)) < 0 ||
+        subinterp_dict_set(d, "create_s", PyFloat_FromDouble(s->create_s)) < 0 ||
+        subinterp_dict_set(d, "run_s", PyFloat_FromDouble(s->run_s)) < 0 ||
+        subinterp_dict_set(d, "end_s", PyFloat_FromDouble(s->end_s)) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+static PyObject *
+subinterp_record_to_tuple(call_record *r)
+{
+    PyObject *text = subinterp_optional_str(r->text);
+    if (text == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("{s:i,s:i,s:i,s:i,s:i,s:N,s:d}", "generation", r->generation, "thread",
+                         r->thread, "round", r->round, "interpreter", r->interp, "status",
+                         r->status, "text", text, "seconds", r->seconds);
+}
+
+static PyObject *
+subinterp_battery_result(battery *b, int hung, double wall)
+{
+    PyObject *result = PyDict_New();
+    PyObject *interps = PyList_New(0);
+    PyObject *calls = PyList_New(0);
+    if (result == NULL || interps == NULL || calls == NULL) {
+        goto error;
+    }
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < b->n_interps; i++) {
+        PyObject *d = subinterp_slot_to_dict(b, &b->slots[i]);
+        if (d == NULL || PyList_Append(interps, d) < 0) {
+            Py_XDECREF(d);
+            pthread_mutex_unlock(&b->mu);
+            goto error;
+        }
+        Py_DECREF(d);
+    }
+    for (size_t k = 0; k < b->n_records; k++) {
+        PyObject *d = subinterp_record_to_tuple(&b->records[k]);
+        if (d == NULL || PyList_Append(calls, d) < 0) {
+            Py_XDECREF(d);
+            pthread_mutex_unlock(&b->mu);
+            goto error;
+        }
+        Py_DECREF(d);
+    }
+    int generations = b->finished_generation;
+    pthread_mutex_unlock(&b->mu);
+    if (PyDict_SetItemString(result, "interpreters", interps) < 0 ||
+        PyDict_SetItemString(result, "calls", calls) < 0 ||
+        subinterp_dict_set(result, "hung", PyBool_FromLong(hung)) < 0 ||
+        subinterp_dict_set(result, "generations", PyLong_FromLong(generations)) < 0 ||
+        subinterp_dict_set(result, "wall_s", PyFloat_FromDouble(wall)) < 0) {
+        goto error;
+    }
+    Py_DECREF(interps);
+    Py_DECREF(calls);
+    return result;
+error:
+    Py_XDECREF(result);
+    Py_XDECREF(interps);
+    Py_XDECREF(calls);
+    return NULL;
+}
+
+static int
+subinterp_start_threads(battery *b)
+{
+    for (int t = 0; t < b->n_threads; t++) {
+        worker_arg *arg = malloc(sizeof(worker_arg));
+        if (arg == NULL) {
+            return -1;
+        }
+        arg->b = b;
+        arg->t = t;
+        if (pthread_create(&b->worker_threads[t], NULL, subinterp_worker_main, arg) != 0) {
+            free(arg);
+            return -1;
+        }
+        b->n_workers_started++;
+    }
+    for (int i = 0; i < b->n_interps; i++) {
+        creator_arg *arg = malloc(sizeof(creator_arg));
+        if (arg == NULL) {
+            return -1;
+        }
+        arg->b = b;
+        arg->i = i;
+        if (pthread_create(&b->creator_threads[i], NULL, subinterp_creator_main, arg) != 0) {
+            free(arg);
+            return -1;
+        }
+        b->n_creators_started++;
+    }
+    return 0;
+}
+
+/* Wait (without the GIL) until every started thread exited or the deadline passed.
+   Returns 1 on timeout. */
+static int
+subinterp_wait_threads(battery *b, double timeout)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    double whole = (double)(long)timeout;
+    deadline.tv_sec += (time_t)whole;
+    deadline.tv_nsec += (long)((timeout - whole) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int timed_out = 0;
+    pthread_mutex_lock(&b->mu);
+    while (b->creators_exited < b->n_creators_started ||
+           b->workers_exited < b->n_workers_started) {
+        if (pthread_cond_timedwait(&b->cv, &b->mu, &deadline) == ETIMEDOUT) {
+            timed_out = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return timed_out;
+}
+
+static battery *
+subinterp_battery_new(int isolated, int k, int t, int r, const char *entry, const char *arg)
+{
+    const char *colon = strchr(entry, ':');
+    if (colon == NULL || colon == entry || colon[1] == '\0') {
+        PyErr_Format(PyExc_ValueError,
+                     "_subinterp.run_battery: entry must be 'module:function', got '%s'", entry);
+        return NULL;
+    }
+    battery *b = calloc(1, sizeof(battery));
+    if (b == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b->isolated = isolated;
+    b->n_interps = k;
+    b->n_threads = t;
+    b->n_rounds = r;
+    b->entry_module = malloc((size_t)(colon - entry) + 1);
+    if (b->entry_module != NULL) {
+        memcpy(b->entry_module, entry, (size_t)(colon - entry));
+        b->entry_module[colon - entry] = '\0';
+    }
+    b->entry_func = subinterp_strdup(colon + 1);
+    b->entry_arg = subinterp_strdup(arg);
+    b->slots = calloc((size_t)k, sizeof(interp_slot));
+    b->worker_ts = calloc((size_t)t, sizeof(PyThreadState *));
+    b->creator_threads = calloc((size_t)k, sizeof(pthread_t));
+    b->worker_threads = calloc((size_t)t, sizeof(pthread_t));
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (b->entry_module == NULL || b->entry_func == NULL || b->entry_arg == NULL ||
+        b->slots == NULL || b->worker_ts == NULL || b->creator_threads == NULL ||
+        b->worker_threads == NULL) {
+        subinterp_battery_free(b);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int i = 0; i < k; i++) {
+        b->slots[i].index = i;
+        b->slots[i].state = SLOT_CREATING;
+        b->slots[i].interp_id = -1;
+    }
+    return b;
+}
+
+PyDoc_STRVAR(run_battery_doc,
+"run_battery(config, interpreters, threads, rounds, entry, arg, timeout) -> dict\n\n"
+"Create `interpreters` fresh sub-interpreters ('isolated' or 'legacy'), run\n"
+"entry(arg, index) in each from its creator thread, and let `threads` native threads call\n"
+"every callable handed to call_point(), thread t in interpreter (t + j) % K for round j.\n"
+"Must be called from the main interpreter; one battery per process at a time.");
+
+static PyObject *
+subinterp_run_battery(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"config", "interpreters", "threads", "rounds", "entry", "arg",
+                             "timeout", NULL};
+    const char *config, *entry, *arg;
+    int k, t, r;
+    double timeout;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "siiissd:run_battery", kwlist, &config, &k, &t,
+                                     &r, &entry, &arg, &timeout)) {
+        return NULL;
+    }
+    int isolated;
+    if (strcmp(config, "isolated") == 0) {
+        isolated = 1;
+    }
+    else if (strcmp(config, "legacy") == 0) {
+        isolated = 0;
+    }
+    else {
+        return PyErr_Format(PyExc_ValueError,
+                            "_subinterp.run_battery: config must be 'isolated' or 'legacy', got '%s'",
+                            config);
+    }
+    if (isolated && !SUBINTERP_HAVE_CONFIG) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.run_battery: isolated interpreters need Python 3.12+");
+    }
+    if (k < 1 || t < 1 || r < 1 || timeout <= 0) {
+        return PyErr_Format(PyExc_ValueError,
+                            "_subinterp.run_battery: interpreters, threads and rounds must be >= 1 "
+                            "and timeout > 0 (got %d, %d, %d, %g)", k, t, r, timeout);
+    }
+    PyInterpreterState *main_interp = PyInterpreterState_Main();
+    if (PyInterpreterState_Get() != main_interp) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.run_battery must be called from the main interpreter");
+    }
+    if (current_battery != NULL) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.run_battery: a battery is already running in this process");
+    }
+    battery *b = subinterp_battery_new(isolated, k, t, r, entry, arg);
+    if (b == NULL) {
+        return NULL;
+    }
+    b->main_interp = main_interp;
+    current_battery = b;
+    double start = subinterp_now();
+
+    int started_ok, hung;
+    Py_BEGIN_ALLOW_THREADS
+    started_ok = subinterp_start_threads(b) == 0;
+    if (!started_ok) {
+        /* Let the threads that did start finish: no interpreter will wait for the missing ones. */
+        pthread_mutex_lock(&b->mu);
+        for (int i = b->n_creators_started; i < b->n_interps; i++) {
+            b->slots[i].state = SLOT_DONE;
+            b->slots[i].create_error = subinterp_strdup("pthread_create failed for its creator");
+        }
+        subinterp_maybe_arm(b);
+        pthread_mutex_unlock(&b->mu);
+    }
+    hung = subinterp_wait_threads(b, timeout);
+    if (hung) {
+        subinterp_breadcrumb("hang timeout=%g", timeout);
+        subinterp_dump_all_stacks(b);
+        subinterp_breadcrumb("hang-dump-done");
+    }
+    else {
+        for (int i = 0; i < b->n_creators_started; i++) {
+            pthread_join(b->creator_threads[i], NULL);
+        }
+        for (int i = 0; i < b->n_workers_started; i++) {
+            pthread_join(b->worker_threads[i], NULL);
+        }
+    }
+    Py_END_ALLOW_THREADS
+
+    PyObject *result = subinterp_battery_result(b, hung, subinterp_now() - start);
+    if (!hung) {
+        current_battery = NULL;
+        subinterp_battery_free(b);
+    }
+    /* A hung battery is left allocated: its threads still use it until the process exits. */
+    if (result != NULL && !started_ok) {
+        Py_DECREF(result);
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.run_battery: could not start the battery's native threads");
+    }
+    return result;
+}
+
+/* ---- call point (called inside a sub-interpreter) ---- */
+
+static interp_slot *
+subinterp_current_slot(battery *b)
+{
+    if (b == NULL) {
+        return NULL;
+    }
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    for (int i = 0; i < b->n_interps; i++) {
+        if (b->slots[i].interp == interp) {
+            return &b->slots[i];
+        }
+    }
+    return NULL;
+}
+
+PyDoc_STRVAR(call_point_doc,
+"call_point(fn) -> list[dict]\n\n"
+"Arrive at the next rendezvous of the running battery from this interpreter's creator thread.\n"
+"fn(thread, round) is called by the battery threads visiting this interpreter (None: this\n"
+"interpreter has nothing to run for this test).  Blocks, with the GIL released, until every\n"
+"battery thread finished the rendezvous; returns the records of the calls made here.");
+
+static PyObject *
+subinterp_call_point(PyObject *module, PyObject *fn)
+{
+    battery *b = current_battery;
+    interp_slot *slot = subinterp_current_slot(b);
+    if (slot == NULL) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.call_point: this interpreter is not part of a running battery");
+    }
+    if (PyThreadState_Get() != slot->creator_ts) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.call_point must be called from the creator thread of "
+                            "interpreter %d", slot->index);
+    }
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        return PyErr_Format(PyExc_TypeError, "_subinterp.call_point: fn must be callable or None");
+    }
+    int index = slot->index;
+    int generation;
+    PyObject *held = fn == Py_None ? NULL : Py_NewRef(fn);
+    subinterp_set_where(index, -1, -1, "call-wait");
+
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&b->mu);
+    generation = slot->arrived_generation + 1;
+    slot->fn = held;
+    slot->arrived_generation = generation;
+    subinterp_maybe_arm(b);
+    while (b->finished_generation < generation) {
+        pthread_cond_wait(&b->cv, &b->mu);
+    }
+    slot->fn = NULL;
+    pthread_mutex_unlock(&b->mu);
+    Py_END_ALLOW_THREADS
+
+    Py_XDECREF(held);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&b->mu);
+    for (size_t k = 0; k < b->n_records; k++) {
+        call_record *r = &b->records[k];
+        if (r->generation != generation || r->interp != index) {
+            continue;
+        }
+        PyObject *d = subinterp_record_to_tuple(r);
+        if (d == NULL || PyList_Append(out, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(out);
+            pthread_mutex_unlock(&b->mu);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return out;
+}
+
+/* ---- small helpers used by the inner plugin ---- */
+
+static PyObject *
+subinterp_set_phase(PyObject *module, PyObject *args)
+{
+    const char *phase;
+    if (!PyArg_ParseTuple(args, "s:set_phase", &phase)) {
+        return NULL;
+    }
+    /* The crash handler reads here.phase: keep a pointer to a static string. */
+    static const char *const known[] = {"collect", "setup", "call", "teardown", "import",
+                                        "finish", "call-wait", "idle"};
+    const char *stable = "python";
+    for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+        if (strcmp(known[k], phase) == 0) {
+            stable = known[k];
+        }
+    }
+    interp_slot *slot = subinterp_current_slot(current_battery);
+    subinterp_set_where(slot ? slot->index : -1, here.thread, here.round, stable);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+subinterp_interpreter_index(PyObject *module, PyObject *unused)
+{
+    interp_slot *slot = subinterp_current_slot(current_battery);
+    return PyLong_FromLong(slot ? slot->index : -1);
+}
+
+static PyObject *
+subinterp_breadcrumb_py(PyObject *module, PyObject *args)
+{
+    const char *text;
+    if (!PyArg_ParseTuple(args, "s:breadcrumb", &text)) {
+        return NULL;
+    }
+    subinterp_breadcrumb("%s", text);
+    Py_RETURN_NONE;
+}
+
+/* ---- module definition ---- */
+
+static PyMethodDef subinterp_methods[] = {
+    {"run_battery", (PyCFunction)(void (*)(void))subinterp_run_battery,
+     METH_VARARGS | METH_KEYWORDS, run_battery_doc},
+    {"call_point", subinterp_call_point, METH_O, call_point_doc},
+    {"set_phase", subinterp_set_phase, METH_VARARGS,
+     "set_phase(phase): record the current phase for crash reports."},
+    {"interpreter_index", subinterp_interpreter_index, METH_NOARGS,
+     "interpreter_index() -> int: index of this interpreter in the running battery, or -1."},
+    {"breadcrumb", subinterp_breadcrumb_py, METH_VARARGS,
+     "breadcrumb(text): write one line to the battery's progress file."},
+    {"install_crash_handler", subinterp_install_crash_handler, METH_VARARGS,
+     "install_crash_handler(fd): write crash and hang reports to fd (process-wide)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+subinterp_exec(PyObject *module)
+{
+    if (PyModule_AddIntConstant(module, "CALL_PASSED", CALL_PASSED) < 0 ||
+        PyModule_AddIntConstant(module, "CALL_FAILED", CALL_FAILED) < 0 ||
+        PyModule_AddIntConstant(module, "CALL_NOT_RUN", CALL_NOT_RUN) < 0 ||
+        PyModule_AddIntConstant(module, "CALL_ERROR", CALL_ERROR) < 0 ||
+        PyModule_AddIntConstant(module, "HAVE_ISOLATED", SUBINTERP_HAVE_CONFIG) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot subinterp_slots[] = {
+    {Py_mod_exec, subinterp_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* The helper itself must load in the isolated interpreters it creates. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef subinterp_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "pytest_subinterp._subinterp",
+    .m_doc = "Run a test body in fresh sub-interpreters from native threads.",
+    .m_size = 0,
+    .m_methods = subinterp_methods,
+    .m_slots = subinterp_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__subinterp(void)
+{
+    return PyModuleDef_Init(&subinterp_module);
+}

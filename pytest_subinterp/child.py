@@ -1,0 +1,98 @@
+"""One battery in a disposable child process: run the C helper, write the result, exit.
+
+Forked from the zygote (or spawned with ``python -m pytest_subinterp.child REQUEST.json``).
+The child never imports the code under test in its main interpreter: only the sub-interpreters
+do.  It always leaves with ``os._exit`` so that CPython's own at-exit crashes after
+sub-interpreters (see quirks.py) cannot turn a finished battery into a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+ENTRY = "pytest_subinterp.inner:run"
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.log"
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+ERROR_FILE = "child-error.txt"
+EXIT_INTERNAL_ERROR = 70
+
+
+def _redirect_output(directory: Path) -> int:
+    """Point fds 1 and 2 at files of the battery directory; return the progress fd."""
+    for fd, name in ((1, STDOUT_FILE), (2, STDERR_FILE)):
+        target = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    return os.open(directory / PROGRESS_FILE, flags, 0o644)
+
+
+def _prepare_environment(request: dict[str, Any]) -> None:
+    os.chdir(request["cwd"])
+    # Inner sessions load exactly the plugins the controller lists (see session.py).
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ.pop("PYTEST_XDIST_WORKER", None)
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def run_battery(request: dict[str, Any]) -> None:
+    """Run the battery described by `request` and write its result; returns normally."""
+    directory = Path(request["dir"])
+    progress_fd = _redirect_output(directory)
+    _prepare_environment(request)
+    from pytest_subinterp import _subinterp
+
+    _subinterp.install_crash_handler(progress_fd)
+    result = _subinterp.run_battery(
+        config=request["config"],
+        interpreters=request["interpreters"],
+        threads=request["threads"],
+        rounds=request["rounds"],
+        entry=ENTRY,
+        arg=json.dumps(request["spec"]),
+        timeout=float(request["timeout"]),
+    )
+    _write_json_atomically(directory / RESULT_FILE, result)
+
+
+def main_after_fork(request: dict[str, Any]) -> None:
+    """Child side of a fork: run, then leave without running any at-exit code."""
+    code = 0
+    try:
+        if hasattr(os, "setpgid"):
+            os.setpgid(0, 0)  # the controller can kill anything the test started, too
+        run_battery(request)
+    except BaseException:  # noqa: BLE001 - the controller reports it
+        code = EXIT_INTERNAL_ERROR
+        try:
+            (Path(request["dir"]) / ERROR_FILE).write_text(traceback.format_exc())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Spawn entry point: ``python -m pytest_subinterp.child REQUEST.json``."""
+    args = sys.argv[1:] if argv is None else argv
+    request = json.loads(Path(args[0]).read_text())
+    main_after_fork(request)
+
+
+if __name__ == "__main__":
+    main()

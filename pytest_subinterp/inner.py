@@ -1,0 +1,234 @@
+"""Runs inside each sub-interpreter of a battery: an inner pytest session for the selected tests.
+
+The C helper calls :func:`run` on the interpreter's creator thread.  The inner session imports the
+test module, sets fixtures up and tears them down as pytest always does; only the test body is
+handed to the battery's native threads (``_subinterp.call_point``).  Everything crosses back to
+the controller as one JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+LEFTOVER_THREAD_GRACE_S = 0.5
+
+
+class RefusalRecorder:
+    """Records every extension module whose loading raised ImportError in this interpreter.
+
+    A package that catches the refusal and falls back to pure Python would otherwise hide that
+    its C code never ran here.
+    """
+
+    def __init__(self) -> None:
+        self.refusals: list[dict[str, Any]] = []
+
+    def install(self) -> None:
+        """Wrap ExtensionFileLoader.create_module/exec_module of this interpreter's importlib."""
+        from importlib import machinery
+
+        loader = machinery.ExtensionFileLoader
+        loader.create_module = self._wrap(loader.create_module)  # type: ignore[method-assign]
+        loader.exec_module = self._wrap(loader.exec_module)  # type: ignore[method-assign]
+
+    def _wrap(self, original: Any) -> Any:
+        recorder = self
+
+        def recording(loader: Any, arg: Any) -> Any:
+            try:
+                return original(loader, arg)
+            except ImportError as exc:
+                name = getattr(arg, "name", None) or getattr(arg, "__name__", "?")
+                recorder.record(name, getattr(loader, "path", None), str(exc))
+                raise
+
+        return recording
+
+    def record(self, module: str, path: str | None, message: str) -> None:
+        """Remember one refusal."""
+        self.refusals.append({"module": module, "path": path, "message": message})
+
+
+class InnerPlugin:
+    """The pytest plugin of the inner session; collects what the controller needs to report."""
+
+    def __init__(self, spec: dict[str, Any], index: int, recorder: RefusalRecorder) -> None:
+        self.spec = spec
+        self.index = index
+        self.recorder = recorder
+        self.config: Any = None
+        self.reports: list[dict[str, Any]] = []
+        self.collect_errors: list[dict[str, str]] = []
+        self.not_found: list[str] = []
+        self.calls: dict[str, list[dict[str, Any]]] = {}
+        self.where: dict[str, dict[str, Any]] = {}
+        self.arrived = False
+
+    # -- collection -------------------------------------------------------------------------
+    def pytest_configure(self, config: Any) -> None:
+        from pytest_subinterp.markers import MARKER_LINE
+
+        self.config = config
+        config.addinivalue_line("markers", MARKER_LINE)
+
+    def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
+        wanted = self.spec["nodeids"]
+        by_id = {item.nodeid: item for item in items}
+        self.not_found = [nodeid for nodeid in wanted if nodeid not in by_id]
+        selected = [by_id[nodeid] for nodeid in wanted if nodeid in by_id]
+        deselected = [item for item in items if item.nodeid not in set(wanted)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.collect_errors.append({"nodeid": report.nodeid, "longrepr": str(report.longrepr)})
+
+    # -- running ----------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item: Any) -> None:
+        _helper().set_phase("setup")
+
+    def pytest_runtest_teardown(self, item: Any) -> None:
+        _helper().set_phase("teardown")
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        if data is not None:
+            self.reports.append(data)
+
+    def pyfunc_call(self, pyfuncitem: Any) -> Any:
+        """Hand the test body to the battery threads; raise the first failure found."""
+        import inspect
+
+        testfunction = pyfuncitem.obj
+        if inspect.iscoroutinefunction(testfunction) or inspect.isasyncgenfunction(testfunction):
+            return None  # pytest (or an async plugin) reports it; the outer side fails it clearly
+        funcargs = pyfuncitem.funcargs
+        testargs = {arg: funcargs[arg] for arg in pyfuncitem._fixtureinfo.argnames}
+        outcomes: dict[tuple[int, int], BaseException] = {}
+
+        def body(thread: int, round_: int) -> str | None:
+            try:
+                testfunction(**testargs)
+            except BaseException as exc:  # noqa: BLE001 - every outcome is reported
+                outcomes[(thread, round_)] = exc
+                return _format_exception(exc)
+            return None
+
+        self.arrived = True
+        records = _helper().call_point(body)
+        _helper().set_phase("call")
+        self.calls[pyfuncitem.nodeid] = records
+        self._raise_outcome(pyfuncitem, records, outcomes)
+        return True
+
+    def _raise_outcome(
+        self, item: Any, records: list[dict[str, Any]], outcomes: dict[tuple[int, int], BaseException]
+    ) -> None:
+        import pytest
+
+        skip_type = pytest.skip.Exception
+        ordered = sorted(outcomes.items())
+        failures = [(key, exc) for key, exc in ordered if not isinstance(exc, skip_type)]
+        skips = [(key, exc) for key, exc in ordered if isinstance(exc, skip_type)]
+        config = self.spec["config"]
+        if failures:
+            (thread, round_), first = failures[0]
+            self.where[item.nodeid] = {
+                "interpreter": self.index,
+                "thread": thread,
+                "round": round_,
+                "failed_calls": len(failures),
+                "calls": len(records),
+            }
+            for (other_thread, other_round), exc in failures[1:]:
+                item.add_report_section(
+                    "call",
+                    f"subinterp failure: interpreter {self.index} ({config}), thread {other_thread}, "
+                    f"round {other_round}",
+                    _format_exception(exc),
+                )
+            raise first
+        if skips and len(skips) == len(records):
+            raise skips[0][1]
+
+
+def _protocol_wrapper(plugin: InnerPlugin) -> Any:
+    """A hookwrapper object keeping the rendezvous in step: one arrival per selected test."""
+    import pytest
+
+    class Protocol:
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Any:
+            plugin.arrived = False
+            try:
+                return (yield)
+            finally:
+                if not plugin.arrived:
+                    # Setup failed or skipped here: arrive empty-handed so the other
+                    # interpreters are not kept waiting for this one.
+                    _helper().call_point(None)
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_pyfunc_call(self, pyfuncitem: Any) -> Any:
+            return plugin.pyfunc_call(pyfuncitem)
+
+    return Protocol()
+
+
+def _helper() -> Any:
+    from pytest_subinterp import _subinterp
+
+    return _subinterp
+
+
+def _format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def leftover_threads() -> list[str]:
+    """Names of Python threads of this interpreter still alive after the session."""
+    me = threading.current_thread()
+    main = threading.main_thread()  # a placeholder object on foreign threads; never a real thread
+    alive = [t for t in threading.enumerate() if t is not me and t is not main and t.is_alive()]
+    deadline = time.monotonic() + LEFTOVER_THREAD_GRACE_S
+    for thread in alive:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in alive if thread.is_alive()]
+
+
+def run(spec_json: str, index: int) -> str:
+    """Entry point called by the C helper in interpreter `index`; returns JSON."""
+    spec = json.loads(spec_json)
+    for name in spec.get("block_modules", ()):
+        # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+    recorder = RefusalRecorder()
+    recorder.install()
+    _helper().set_phase("collect")
+    output: dict[str, Any] = {"index": index, "config": spec["config"]}
+    plugin = InnerPlugin(spec, index, recorder)
+    try:
+        import pytest
+
+        args = [*spec["args"], f"--basetemp={spec['basetemp']}/interp-{index}"]
+        output["exitcode"] = int(pytest.main(args, plugins=[plugin, _protocol_wrapper(plugin)]))
+    except BaseException:  # noqa: BLE001 - reported by the controller, never lost
+        output["error"] = traceback.format_exc()
+    _helper().set_phase("finish")
+    output.update(
+        reports=plugin.reports,
+        collect_errors=plugin.collect_errors,
+        not_found=plugin.not_found,
+        calls=plugin.calls,
+        where=plugin.where,
+        refusals=recorder.refusals,
+        leftover_threads=leftover_threads(),
+    )
+    return json.dumps(output, default=repr)

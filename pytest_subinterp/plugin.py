@@ -1,0 +1,119 @@
+"""pytest hooks of pytest-subinterp: options, marker, and the protocol of marked tests.
+
+Thin delegation only: options.py resolves settings, markers.py checks marker arguments,
+session.py runs batteries (imported lazily, when a test needs one), reports.py builds reports.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_subinterp import options
+from pytest_subinterp.markers import MARKER_LINE, MARKER_NAME, MarkerError, marker_settings
+
+if TYPE_CHECKING:
+    from pytest_subinterp.session import BatteryController
+
+SETTINGS_KEY = pytest.StashKey[options.Settings]()
+CONTROLLER_KEY = pytest.StashKey["BatteryController"]()
+ITEM_SETTINGS_KEY = pytest.StashKey[options.Settings]()
+
+
+class SubinterpFallbackWarning(pytest.PytestWarning):
+    """An extension module was refused by a sub-interpreter and its package fell back silently."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_LINE)
+    config.stash[SETTINGS_KEY] = options.resolve(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    if controller is not None:
+        controller.close()
+        del config.stash[CONTROLLER_KEY]
+
+
+def _wants_battery(item: pytest.Item, settings: options.Settings) -> bool:
+    if settings.disabled:
+        return False
+    return settings.all or item.get_closest_marker(MARKER_NAME) is not None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """Check marker arguments while collecting: bad ones are collection errors naming the test."""
+    result = yield
+    settings = collector.config.stash.get(SETTINGS_KEY, None)
+    if result is None or settings is None:
+        return result
+    items = list(result) if isinstance(result, (list, tuple)) or hasattr(result, "__next__") else [result]
+    for item in items:
+        if isinstance(item, pytest.Item) and _wants_battery(item, settings):
+            try:
+                item.stash[ITEM_SETTINGS_KEY] = marker_settings(item, settings)
+            except MarkerError as exc:
+                raise pytest.Collector.CollectError(str(exc)) from None
+    return items if not isinstance(result, pytest.Item) else result
+
+
+def _item_settings(item: pytest.Item, settings: options.Settings) -> options.Settings:
+    cached = item.stash.get(ITEM_SETTINGS_KEY, None)
+    if cached is not None:
+        return cached
+    try:
+        return marker_settings(item, settings)
+    except MarkerError as exc:  # items made by non-python collectors
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _controller(config: pytest.Config, settings: options.Settings) -> BatteryController:
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    if controller is None:
+        from pytest_subinterp.session import BatteryController
+
+        controller = BatteryController(config, settings)
+        config.stash[CONTROLLER_KEY] = controller
+    return controller
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a marked test as batteries in child processes; unmarked tests are left to pytest."""
+    settings = item.config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not _wants_battery(item, settings):
+        return None
+    item_settings = _item_settings(item, settings)
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = _controller(item.config, settings).run_item(item, item_settings)
+    for report in reports:
+        if report.when == "call" and report.passed:
+            _warn_fallbacks(item, report)
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _warn_fallbacks(item: pytest.Item, report: pytest.TestReport) -> None:
+    for text in getattr(report, "subinterp_warnings", ()):
+        try:
+            warnings.warn_explicit(SubinterpFallbackWarning(text), SubinterpFallbackWarning,
+                                   str(item.path), item.location[1] or 0)
+        except SubinterpFallbackWarning:
+            # -W error: the warning is an error, so the test fails with it.
+            report.outcome = "failed"
+            report.longrepr = text
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """Show the battery shape in verbose mode: 'PASSED [2x4x1 isolated]'."""
+    return None

@@ -1,0 +1,73 @@
+"""CPython's own sub-interpreter defects that pytest-subinterp must avoid or attribute.
+
+See docs/cpython-quirks.md.  One table each; a new defect is one line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+
+# Modules put to None in sys.modules of a new interpreter before anything imports them, so that
+# the pure-Python fallbacks (_pydatetime, _pydecimal, hashlib's builtins) are used.  Keys are
+# (major, minor, config).
+_BLOCKED: dict[tuple[int, int, str], tuple[str, ...]] = {
+    # 3.12.1: after one isolated interpreter refused these, importing them in the next one can
+    # abort the process ("double free or corruption"); _hashlib aborts it at exit.
+    (3, 12, "isolated"): ("_datetime", "_decimal", "_hashlib"),
+}
+
+
+def blocked_modules(config: str, version: tuple[int, int] | None = None) -> list[str]:
+    """Stdlib modules to block in a fresh interpreter of `config` on this Python."""
+    major, minor = version or sys.version_info[:2]
+    return list(_BLOCKED.get((major, minor, config), ()))
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """A crash or refusal pattern that is CPython's fault, not the extension's."""
+
+    versions: tuple[tuple[int, int, int], ...]  # exact versions seen here
+    config: str  # "isolated", "legacy" or "any"
+    pattern: str  # regex searched in the child's stderr and crash breadcrumbs
+    description: str
+
+
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
+    KnownDefect(((3, 12, 1),), "isolated", r"double free or corruption|free\(\): invalid pointer",
+                "CPython 3.12.1 can abort when an isolated interpreter imports a single-phase "
+                "module (_datetime, _decimal, _testsinglephase) that another isolated interpreter "
+                "refused before"),
+    KnownDefect(((3, 12, 1),), "legacy", r"_testsinglephase",
+                "CPython 3.12.1 crashes when a single-phase module imported in two legacy "
+                "interpreters alive at once is destroyed (fixed in 3.13.0)"),
+    KnownDefect(((3, 13, 0),), "isolated", r"free\(\): invalid pointer|munmap_chunk\(\)",
+                "CPython 3.13.0 can abort when two isolated interpreters that both used _datetime "
+                "are destroyed one after the other"),
+)
+
+_SUBINTERP_REFUSAL = re.compile(
+    r"does not support loading in subinterpreters"
+    r"|Interpreter change detected"
+    r"|cannot load module more than once per process"
+    r"|do not yet support subinterpreters"
+)
+
+
+def is_subinterpreter_refusal(message: str) -> bool:
+    """True when an ImportError message says the module refuses sub-interpreters."""
+    return bool(_SUBINTERP_REFUSAL.search(message))
+
+
+def match_known_defect(text: str, config: str,
+                       version: tuple[int, int, int] | None = None) -> KnownDefect | None:
+    """The known CPython defect whose pattern appears in `text`, if any, on this Python."""
+    running = version or tuple(sys.version_info[:3])
+    for defect in KNOWN_DEFECTS:
+        if running not in defect.versions or defect.config not in (config, "any"):
+            continue
+        if re.search(defect.pattern, text):
+            return defect
+    return None

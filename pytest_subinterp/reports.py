@@ -1,0 +1,230 @@
+"""Turn K interpreters x T threads x R rounds (per config) into one pytest report per phase.
+
+Inputs are the inner sessions' serialized reports (``pytest_report_to_serializable`` in each
+interpreter) and the synthetic failures the controller found (crash, hang, refusal, left
+thread).  Output: exactly one setup, (call,) teardown TestReport for the outer item.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_subinterp import messages, quirks
+
+WHENS = ("setup", "call", "teardown")
+VERDICT_ORDER = (
+    "crashed",
+    "hung",
+    "import refused",
+    "left thread",
+    "infrastructure",
+    "failed",
+    "fallback",
+    "skipped",
+    "passed",
+)
+
+
+@dataclass
+class Synthetic:
+    """A failure found by the controller, not by the inner pytest."""
+
+    when: str
+    text: str
+    verdict: str
+    sections: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class InterpreterReports:
+    """One interpreter's inner reports for the outer item, keyed by phase."""
+
+    label: str
+    reports: dict[str, pytest.TestReport]
+    where: dict[str, Any] | None = None
+
+
+@dataclass
+class Collected:
+    """Everything known about one test after its batteries ran."""
+
+    interpreters: list[InterpreterReports] = field(default_factory=list)
+    synthetic: list[Synthetic] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    properties: list[tuple[str, object]] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """The most severe verdict of the test, for the summary and the JSON report."""
+        found = {s.verdict for s in self.synthetic}
+        for entry in self.interpreters:
+            for report in entry.reports.values():
+                found.add("failed" if report.failed else "skipped" if report.skipped else "passed")
+        if self.warnings:
+            found.add("fallback")
+        for verdict in VERDICT_ORDER:
+            if verdict in found:
+                return verdict
+        return "passed"
+
+
+def is_stdlib_path(path: str | None) -> bool:
+    """True for modules of CPython's own standard library (their refusals are CPython's)."""
+    if not path:
+        return True
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
+    return any(path.startswith(root) for root in roots)
+
+
+def refusal_message(module: str, config: str, reason_text: str) -> str:
+    """The 'import refused' message for one module."""
+    if "one interpreter per process" in reason_text or "more than once per process" in reason_text:
+        return messages.IMPORT_REFUSED.format(
+            module=module, config=config, reason=reason_text.strip(),
+            fix=messages.REFUSAL_FIX_ONE_PER_PROCESS,
+        )
+    return messages.IMPORT_REFUSED.format(
+        module=module, config=config, reason=messages.REFUSAL_REASON_ISOLATED,
+        fix=messages.REFUSAL_FIX_ISOLATED,
+    )
+
+
+def display_where(where: dict[str, Any]) -> dict[str, Any]:
+    """Indexes as users count them: interpreter 1/2, thread 3/4, round 1/1."""
+    shown = dict(where)
+    for key in ("interp", "thread", "round"):
+        if isinstance(shown.get(key), int) and shown[key] >= 0:
+            shown[key] += 1
+    return shown
+
+
+def _prefix_crash_message(report: pytest.TestReport, prefix: str) -> None:
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None) is not None:
+        crash.message = prefix + crash.message
+    elif isinstance(longrepr, str):
+        report.longrepr = prefix + longrepr
+
+
+def _labelled_sections(entry: InterpreterReports, report: pytest.TestReport) -> list[tuple[str, str]]:
+    return [(f"{name} [{entry.label}]", content) for name, content in report.sections]
+
+
+def _combine_phase(
+    item: pytest.Item, when: str, collected: Collected, settings_where: dict[str, int]
+) -> pytest.TestReport:
+    reports = [(entry, entry.reports[when]) for entry in collected.interpreters if when in entry.reports]
+    synthetic = [s for s in collected.synthetic if s.when == when]
+    failed = [(entry, report) for entry, report in reports if report.failed]
+    passed = [(entry, report) for entry, report in reports if report.passed]
+    sections: list[tuple[str, str]] = []
+    duration = max((report.duration for _, report in reports), default=0.0)
+    extra: dict[str, Any] = {}
+    if synthetic or failed:
+        outcome = "failed"
+        longrepr: Any
+        if synthetic:
+            longrepr = "\n\n".join(s.text for s in synthetic)
+            for s in synthetic:
+                sections.extend(s.sections)
+        else:
+            entry, first = failed[0]
+            longrepr = first.longrepr
+            if entry.where is not None and when == "call":
+                shown = display_where(entry.where)
+                prefix = messages.FAILED_WHERE.format(**shown, **settings_where)
+                _prefix_crash_message(first, prefix)
+                sections.append(("subinterp", messages.FAILED_SUMMARY.format(**shown, **settings_where)))
+            else:
+                _prefix_crash_message(first, f"[{entry.label}] ")
+            longrepr = first.longrepr
+            if hasattr(first, "wasxfail"):
+                extra["wasxfail"] = first.wasxfail
+        for entry, report in failed[1 if not synthetic else 0:]:
+            sections.append((f"subinterp failure [{entry.label}]", str(report.longrepr)))
+        for entry, report in failed:
+            sections.extend(_labelled_sections(entry, report))
+    elif passed:
+        outcome = "passed"
+        longrepr = None
+        entry, first = passed[0]
+        sections.extend(_labelled_sections(entry, first))
+        if hasattr(first, "wasxfail"):
+            extra["wasxfail"] = first.wasxfail
+    elif reports:
+        outcome = "skipped"
+        entry, first = reports[0]
+        longrepr = first.longrepr
+        if hasattr(first, "wasxfail"):
+            extra["wasxfail"] = first.wasxfail
+    else:
+        outcome, longrepr = "passed", None
+    if when == "call":
+        sections.extend(collected.notes)
+        extra["subinterp_verdict"] = collected.verdict
+    return pytest.TestReport(
+        nodeid=item.nodeid,
+        location=item.location,
+        keywords={name: 1 for name in item.keywords},
+        outcome=outcome,  # type: ignore[arg-type]
+        longrepr=longrepr,
+        when=when,  # type: ignore[arg-type]
+        sections=sections,
+        duration=duration,
+        user_properties=[*item.user_properties, *collected.properties],
+        **extra,
+    )
+
+
+def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[str, int]) -> list[pytest.TestReport]:
+    """One TestReport per phase; no call report when setup did not pass (as in pytest)."""
+    setup = _combine_phase(item, "setup", collected, settings_where)
+    result = [setup]
+    if setup.passed:
+        result.append(_combine_phase(item, "call", collected, settings_where))
+    elif setup.failed:
+        # Keep what the call phase found elsewhere: nothing is lost.
+        call_synthetic = [s for s in collected.synthetic if s.when == "call"]
+        for s in call_synthetic:
+            setup.sections.append(("subinterp (call phase)", s.text))
+    teardown = _combine_phase(item, "teardown", collected, settings_where)
+    if not setup.passed:
+        teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
+    result.append(teardown)
+    return result
+
+
+def simple_reports(item: pytest.Item, outcome: str, longrepr: Any, when: str = "setup") -> list[pytest.TestReport]:
+    """Reports for a test that never reached a battery (skipped, or failed before it)."""
+    collected = Collected()
+    if outcome == "failed":
+        collected.synthetic.append(Synthetic(when, longrepr, "infrastructure"))
+        return build_reports(item, collected, {})
+    skip = pytest.TestReport(
+        nodeid=item.nodeid, location=item.location, keywords={name: 1 for name in item.keywords},
+        outcome="skipped", longrepr=longrepr, when="setup", user_properties=list(item.user_properties),
+        subinterp_verdict="skipped",
+    )
+    teardown = pytest.TestReport(
+        nodeid=item.nodeid, location=item.location, keywords={name: 1 for name in item.keywords},
+        outcome="passed", longrepr=None, when="teardown", user_properties=list(item.user_properties),
+    )
+    return [skip, teardown]
+
+
+def known_defect_note(text: str, config: str) -> str | None:
+    """A sentence attributing a crash to CPython itself, when its pattern matches."""
+    defect = quirks.match_known_defect(text, config)
+    if defect is None:
+        return None
+    import sys
+
+    other = "legacy" if config == "isolated" else "isolated"
+    version = ".".join(map(str, sys.version_info[:3]))
+    return messages.KNOWN_CPYTHON_DEFECT.format(version=version, description=defect.description, other=other)

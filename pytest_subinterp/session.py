@@ -1,0 +1,383 @@
+"""The per-item protocol on the controller side: run the batteries of one test, collect results.
+
+For each config the test asks for, one battery runs in a fresh child process (workermanage.py);
+what comes back (the C helper's result, the inner sessions' reports, the breadcrumbs and the
+child's exit status) is analysed here into a ``reports.Collected``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_subinterp import child, crash, messages, quirks, reports
+from pytest_subinterp.markers import configs_to_run
+from pytest_subinterp.options import Settings
+from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher
+
+# Plugins never loaded inside an interpreter: they manage processes or the session itself, or
+# are process-global (faulthandler: refused by isolated interpreters, and it would replace the
+# child's crash handler).
+INNER_BLOCKED_PLUGINS = (
+    "subinterp",
+    "xdist",
+    "xdist.looponfail",
+    "cacheprovider",
+    "faulthandler",
+    "pastebin",
+    "junitxml",
+    "resultlog",
+    "benchmark",
+    "forked",
+    "timeout",
+    "run-parallel",
+)
+TAIL_CHARS = 20000
+
+
+@dataclass
+class BatteryOutcome:
+    """Everything one battery's child left behind."""
+
+    config: str
+    exit: ChildExit
+    result: dict[str, Any] | None
+    progress: str
+    stdout: str
+    stderr: str
+    child_error: str | None
+    wall_s: float
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= TAIL_CHARS else "...\n" + text[-TAIL_CHARS:]
+
+
+def inner_args(config: pytest.Config) -> list[str]:
+    """The pytest arguments of every inner session, derived from the outer configuration."""
+    args = ["-qq", "--no-header", "--capture=sys", "-o", "addopts=", f"--rootdir={config.rootpath}"]
+    for name in INNER_BLOCKED_PLUGINS:
+        args += ["-p", f"no:{name}"]
+    if config.inipath is not None:
+        args += ["-c", str(config.inipath)]
+    option = config.option
+    if getattr(option, "importmode", None):
+        args.append(f"--import-mode={option.importmode}")
+    if getattr(option, "confcutdir", None):
+        args.append(f"--confcutdir={option.confcutdir}")
+    if getattr(option, "noconftest", False):
+        args.append("--noconftest")
+    for value in getattr(option, "pythonwarnings", None) or ():
+        args += ["-W", value]
+    for value in getattr(option, "override_ini", None) or ():
+        args += ["-o", value]
+    for module in _outer_plugin_modules(config):
+        args += ["-p", module]
+    return args
+
+
+def _outer_plugin_modules(config: pytest.Config) -> list[str]:
+    """Plugins the outer session loaded via -p or entry points (autoload is off inside)."""
+    modules: list[str] = []
+    for value in getattr(config.option, "plugins", None) or ():
+        if not value.startswith("no:") and value not in modules:
+            modules.append(value)
+    for plugin, dist in config.pluginmanager.list_plugin_distinfo():
+        name = getattr(plugin, "__name__", None)
+        entry_name = config.pluginmanager.get_name(plugin) or ""
+        if not name or entry_name in INNER_BLOCKED_PLUGINS or name.startswith("pytest_subinterp"):
+            continue
+        if any(blocked in name for blocked in ("xdist", "benchmark", "pytest_timeout", "pytest_forked")):
+            continue
+        if name not in modules:
+            modules.append(name)
+    return modules
+
+
+class BatteryController:
+    """Runs batteries for the outer session; one per pytest process (xdist workers included)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-subinterp-"))
+        self.launcher = make_launcher(config.invocation_params.dir, self.workdir)
+        self.counter = 0
+        self.inner_args = inner_args(config)
+        self._basetemp: Path | None = None
+
+    def close(self) -> None:
+        """Stop the zygote and remove the battery directories."""
+        self.launcher.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def basetemp(self) -> Path:
+        """Where inner sessions put tmp_path directories (inside the outer basetemp)."""
+        if self._basetemp is None:
+            factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
+            self._basetemp = factory.getbasetemp() / "subinterp"
+        return self._basetemp
+
+    def _battery_basetemp(self, name: str) -> Path:
+        path = self.basetemp() / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- running ----------------------------------------------------------------------------
+    def run_item(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport]:
+        """Run the batteries of one test; returns its reports (exactly one per phase)."""
+        unsupported = self._unsupported(item)
+        if unsupported is not None:
+            if self.settings.all and item.get_closest_marker("subinterp") is None:
+                return reports.simple_reports(item, "skipped", (str(item.path), item.location[1], unsupported))
+            return reports.simple_reports(item, "failed", unsupported)
+        configs, reason = configs_to_run(settings)
+        if not configs:
+            return reports.simple_reports(item, "skipped", (str(item.path), item.location[1] or 0, reason))
+        helper_error = self.launcher.ensure_started() if hasattr(self.launcher, "ensure_started") else None
+        if helper_error:
+            return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
+        collected = reports.Collected()
+        if reason:
+            collected.notes.append(("subinterp", reason))
+        for config_name in configs:
+            outcome = self._run_battery(item, settings, config_name)
+            self._analyse(item, settings, outcome, collected)
+        collected.properties += [
+            ("subinterp_configs", ",".join(configs)),
+            ("subinterp_interpreters", settings.interpreters),
+            ("subinterp_threads", settings.threads),
+            ("subinterp_rounds", settings.rounds),
+            ("subinterp_verdict", collected.verdict),
+        ]
+        where = {"n_interps": settings.interpreters, "n_threads": settings.threads, "n_rounds": settings.rounds}
+        return reports.build_reports(item, collected, where)
+
+    @staticmethod
+    def _unsupported(item: pytest.Item) -> str | None:
+        if not isinstance(item, pytest.Function) or type(item).runtest is not pytest.Function.runtest:
+            return messages.UNSUPPORTED_ITEM.format(nodeid=item.nodeid, kind=type(item).__name__)
+        import inspect
+
+        function = getattr(item, "obj", None)
+        if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+            return messages.ASYNC_UNSUPPORTED.format(nodeid=item.nodeid)
+        return None
+
+    def _run_battery(self, item: pytest.Item, settings: Settings, config_name: str) -> BatteryOutcome:
+        self.counter += 1
+        directory = self.workdir / f"battery-{self.counter}"
+        directory.mkdir()
+        spec = {
+            "config": config_name,
+            "nodeids": [item.nodeid],
+            "args": [*self.inner_args, str(item.path)],
+            "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
+            "block_modules": quirks.blocked_modules(config_name),
+        }
+        request = {
+            "dir": str(directory),
+            "cwd": str(self.config.invocation_params.dir),
+            "config": config_name,
+            "interpreters": settings.interpreters,
+            "threads": settings.threads,
+            "rounds": settings.rounds,
+            "timeout": settings.timeout,
+            "spec": spec,
+        }
+        start = time.perf_counter()
+        exit_info = self.launcher.run(request, settings.timeout)
+        wall = time.perf_counter() - start
+        result_text = _read(directory / child.RESULT_FILE)
+        result = json.loads(result_text) if result_text else None
+        outcome = BatteryOutcome(
+            config=config_name,
+            exit=exit_info,
+            result=result,
+            progress=_read(directory / child.PROGRESS_FILE),
+            stdout=_read(directory / child.STDOUT_FILE),
+            stderr=_read(directory / child.STDERR_FILE),
+            child_error=_read(directory / child.ERROR_FILE) or None,
+            wall_s=wall,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+        return outcome
+
+    # -- analysis ---------------------------------------------------------------------------
+    def _analyse(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
+                 collected: reports.Collected) -> None:
+        collected.notes.append(
+            ("subinterp battery", f"{settings.interpreters}x{settings.threads}x{settings.rounds} "
+                                  f"{outcome.config}: {outcome.wall_s * 1000:.0f} ms")
+        )
+        result = outcome.result
+        if outcome.exit.infrastructure_error:
+            collected.synthetic.append(reports.Synthetic(
+                "setup", messages.INFRASTRUCTURE.format(nodeid=item.nodeid, error=outcome.exit.infrastructure_error),
+                "infrastructure"))
+            return
+        crashed = result is None or outcome.exit.signal is not None or (outcome.exit.exit_code or 0) != 0
+        if result is not None and result.get("hung"):
+            self._add_hang(item, settings, outcome, collected)
+            return
+        if crashed:
+            self._add_crash(item, settings, outcome, collected)
+            return
+        assert result is not None
+        for slot in result["interpreters"]:
+            self._analyse_interpreter(item, settings, outcome.config, slot, collected)
+
+    def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None) -> str:
+        if where is None or where.interp < 0:
+            return messages.CRASH_WHERE_UNKNOWN.format(config=config_name)
+        if where.thread < 0:
+            return messages.CRASH_WHERE_CREATOR.format(
+                interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
+                phase=where.user_phase)
+        return messages.CRASH_WHERE.format(
+            interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
+            thread=where.thread + 1, n_threads=settings.threads, round=max(where.round, 0) + 1,
+            n_rounds=settings.rounds, phase=where.user_phase)
+
+    def _crash_sections(self, outcome: BatteryOutcome, progress: crash.Progress) -> list[tuple[str, str]]:
+        sections = []
+        if progress.python_stack:
+            sections.append(("subinterp crashing thread (Python stack)", "\n".join(progress.python_stack)))
+        if progress.native_stack:
+            sections.append(("subinterp crashing thread (native stack)", "\n".join(progress.native_stack)))
+        if outcome.stderr.strip():
+            sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
+        if outcome.child_error:
+            sections.append(("subinterp worker error", outcome.child_error))
+        sections.append(("subinterp breadcrumbs", _tail(outcome.progress)))
+        return sections
+
+    def _add_crash(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
+                   collected: reports.Collected) -> None:
+        progress = crash.parse_progress(outcome.progress)
+        where = progress.culprit
+        where_text = self._where_text(settings, outcome.config, where)
+        if outcome.exit.killed_after_deadline:
+            text = messages.KILLED_AFTER_DEADLINE.format(
+                nodeid=item.nodeid, grace=HARD_DEADLINE_GRACE_S, timeout=settings.timeout, where=where_text)
+            verdict = "hung"
+        else:
+            if outcome.exit.signal is not None:
+                how = crash.signal_name(outcome.exit.signal)
+            elif progress.crash_signal:
+                how = progress.crash_signal
+            elif outcome.exit.exit_code is not None:
+                how = f"exit code {outcome.exit.exit_code}"
+            else:
+                how = "an unknown status"
+            if progress.crash_signal and outcome.exit.signal is not None and progress.crash_signal != how:
+                how = f"{progress.crash_signal} (ended by {how})"
+            text = messages.CRASHED.format(how=how, nodeid=item.nodeid, where=where_text)
+            verdict = "crashed"
+        note = reports.known_defect_note(outcome.stderr + outcome.progress, outcome.config)
+        if note:
+            text += "\n" + note
+        when = where.when if where is not None else "call"
+        collected.synthetic.append(reports.Synthetic(when, text, verdict, self._crash_sections(outcome, progress)))
+
+    def _add_hang(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
+                  collected: reports.Collected) -> None:
+        progress = crash.parse_progress(outcome.progress)
+        where = progress.culprit
+        text = messages.HUNG.format(nodeid=item.nodeid, timeout=settings.timeout,
+                                    where=self._where_text(settings, outcome.config, where))
+        stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
+        sections = [("subinterp stacks at timeout", stacks), ("subinterp breadcrumbs", _tail(outcome.progress))]
+        if outcome.stderr.strip():
+            sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
+        collected.synthetic.append(reports.Synthetic(where.when if where else "call", text + "\n" + stacks,
+                                                     "hung", sections))
+
+    def _analyse_interpreter(self, item: pytest.Item, settings: Settings, config_name: str,
+                             slot: dict[str, Any], collected: reports.Collected) -> None:
+        index = slot["index"]
+        label = f"{config_name} interpreter {index + 1}/{settings.interpreters}"
+        if slot["create_error"]:
+            collected.synthetic.append(reports.Synthetic("setup", messages.CREATE_FAILED.format(
+                config=config_name, interp=index + 1, error=slot["create_error"]), "infrastructure"))
+            return
+        if slot["entry_error"] or not slot["entry_output"]:
+            collected.synthetic.append(reports.Synthetic("setup", messages.INNER_ERROR.format(
+                config=config_name, interp=index + 1, error=slot["entry_error"]), "infrastructure"))
+            return
+        inner = json.loads(slot["entry_output"])
+        if inner.get("error"):
+            collected.synthetic.append(reports.Synthetic("setup", messages.INNER_ERROR.format(
+                config=config_name, interp=index + 1, error=inner["error"]), "infrastructure"))
+        self._add_collect_errors(item, config_name, index, inner, collected)
+        entry = reports.InterpreterReports(label, {}, None)
+        for data in inner["reports"]:
+            report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+            if isinstance(report, pytest.TestReport) and report.nodeid == item.nodeid:
+                entry.reports[report.when] = report
+        where = inner.get("where", {}).get(item.nodeid)
+        if where is not None:
+            entry.where = {**where, "config": config_name, "interp": where["interpreter"]}
+        if entry.reports:
+            collected.interpreters.append(entry)
+        self._add_fallbacks(config_name, index, inner, entry, collected)
+        self._add_leftovers(config_name, index, inner, slot, collected)
+
+    def _add_collect_errors(self, item: pytest.Item, config_name: str, index: int,
+                            inner: dict[str, Any], collected: reports.Collected) -> None:
+        for error in inner.get("collect_errors", ()):
+            text = error["longrepr"]
+            refused = [r for r in inner.get("refusals", ()) if quirks.is_subinterpreter_refusal(r["message"])]
+            if refused or quirks.is_subinterpreter_refusal(text):
+                module = refused[0]["module"] if refused else "?"
+                reason = refused[0]["message"] if refused else text
+                headline = reports.refusal_message(module, config_name, reason)
+                collected.synthetic.append(reports.Synthetic(
+                    "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
+            else:
+                collected.synthetic.append(reports.Synthetic(
+                    "setup", f"[{config_name} interpreter {index + 1}] collection failed:\n{text}", "failed"))
+        if inner.get("not_found") and not inner.get("collect_errors"):
+            collected.synthetic.append(reports.Synthetic("setup", messages.NOT_COLLECTED.format(
+                nodeid=item.nodeid, config=config_name, interp=index + 1), "infrastructure"))
+
+    def _add_fallbacks(self, config_name: str, index: int, inner: dict[str, Any],
+                       entry: reports.InterpreterReports, collected: reports.Collected) -> None:
+        if inner.get("collect_errors"):
+            return  # the refusal is already the reported failure
+        for refusal in inner.get("refusals", ()):
+            if reports.is_stdlib_path(refusal.get("path")):
+                continue
+            text = messages.FALLBACK_USED.format(module=refusal["module"], config=config_name,
+                                                 interp=index + 1, message=refusal["message"])
+            call = entry.reports.get("call")
+            if call is not None and call.failed:
+                call.sections.append((f"subinterp refusal [{entry.label}]", text))
+            elif self.settings.strict:
+                collected.synthetic.append(reports.Synthetic("call", text, "import refused"))
+            elif text not in collected.warnings:
+                collected.warnings.append(text)
+
+    def _add_leftovers(self, config_name: str, index: int, inner: dict[str, Any],
+                       slot: dict[str, Any], collected: reports.Collected) -> None:
+        names = inner.get("leftover_threads", ())
+        for name in names:
+            collected.synthetic.append(reports.Synthetic("teardown", messages.LEFT_THREAD.format(
+                name=name, interp=index + 1, config=config_name), "left thread"))
+        if slot.get("end_error") and not names:
+            collected.synthetic.append(reports.Synthetic("teardown", messages.NOT_ENDED.format(
+                interp=index + 1, config=config_name, reason=slot["end_error"]), "left thread"))
