@@ -656,7 +656,7 @@ subinterp_dumper_main(void *raw)
                     who = label;
                 }
             }
-            subinterp_breadcrumb("stack interpreter %d, %s (thread state %llu):", slot->index + 1,
+            subinterp_breadcrumb("stack interpreter %d, %s (thread state %llu), most recent call first:", slot->index + 1,
                                  who, (unsigned long long)PyThreadState_GetID(other));
             subinterp_write_frames(other);
         }
@@ -729,9 +729,18 @@ subinterp_signal_name(int sig)
     }
 }
 
+static volatile sig_atomic_t crashing = 0;
+
 static void
 subinterp_fatal_handler(int sig)
 {
+    /* Only the first crashing thread reports; others (several threads often hit the same bug)
+       wait here until it ends the process, so that the report is not interleaved. */
+    if (__sync_lock_test_and_set(&crashing, 1)) {
+        for (;;) {
+            pause();
+        }
+    }
     /* A handler that deadlocks (e.g. the crash happened inside malloc) must not turn a crash
        into a hang: SIGALRM's default action ends the process in 3 s at the latest. */
     alarm(3);

@@ -17,6 +17,8 @@ _DONE_CALL = re.compile(r"^done call interp=(-?\d+) thread=(-?\d+) round=(-?\d+)
 _DONE_END = re.compile(r"^done end interp=(-?\d+) ended=(\d)$")
 _CRASH = re.compile(r"^crash (\S+) interp=(-?\d+) thread=(-?\d+) round=(-?\d+) phase=(\S+)$")
 
+_BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed ")
+
 # Breadcrumb phase -> the phase named to the user and the pytest report it belongs to.
 USER_PHASE = {
     "create": ("create", "setup"),
@@ -87,9 +89,11 @@ def parse_progress(text: str) -> Progress:
         if section is not None:
             if line in ("native-stack-end", "python-stack-end"):
                 section = None
-            else:
+                continue
+            if not line.startswith(_BREADCRUMB_PREFIXES):
                 section.append(line)
-            continue
+                continue
+            # another thread's breadcrumb written while the handler dumped: parse it below
         if line == "native-stack-begin":
             section = progress.native_stack
         elif line == "python-stack-begin":

@@ -40,6 +40,7 @@ class RefusalRecorder:
         recorder = self
 
         def recording(loader: Any, arg: Any) -> Any:
+            __tracebackhide__ = True  # noqa: F841 - pytest hides this frame
             try:
                 return original(loader, arg)
             except ImportError as exc:
@@ -150,8 +151,8 @@ class InnerPlugin:
             for (other_thread, other_round), exc in failures[1:]:
                 item.add_report_section(
                     "call",
-                    f"subinterp failure: interpreter {self.index} ({config}), thread {other_thread}, "
-                    f"round {other_round}",
+                    f"failure: {config} interpreter {self.index + 1}, thread {other_thread + 1}, "
+                    f"round {other_round + 1}",
                     _format_exception(exc),
                 )
             raise first
@@ -196,7 +197,12 @@ def leftover_threads() -> list[str]:
     """Names of Python threads of this interpreter still alive after the session."""
     me = threading.current_thread()
     main = threading.main_thread()  # a placeholder object on foreign threads; never a real thread
-    alive = [t for t in threading.enumerate() if t is not me and t is not main and t.is_alive()]
+    alive = [
+        t
+        for t in threading.enumerate()
+        # _DummyThread: the battery's own native threads, seen by threading.current_thread()
+        if t is not me and t is not main and not isinstance(t, threading._DummyThread) and t.is_alive()
+    ]
     deadline = time.monotonic() + LEFTOVER_THREAD_GRACE_S
     for thread in alive:
         thread.join(max(0.0, deadline - time.monotonic()))

@@ -301,7 +301,7 @@ class BatteryController:
         text = messages.HUNG.format(nodeid=item.nodeid, timeout=settings.timeout,
                                     where=self._where_text(settings, outcome.config, where))
         stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
-        sections = [("subinterp stacks at timeout", stacks), ("subinterp breadcrumbs", _tail(outcome.progress))]
+        sections = [("subinterp breadcrumbs", _tail(outcome.progress))]
         if outcome.stderr.strip():
             sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
         collected.synthetic.append(reports.Synthetic(where.when if where else "call", text + "\n" + stacks,
@@ -327,6 +327,8 @@ class BatteryController:
         entry = reports.InterpreterReports(label, {}, None)
         for data in inner["reports"]:
             report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
+            if isinstance(report, pytest.TestReport) and isinstance(report.longrepr, list):
+                report.longrepr = tuple(report.longrepr)  # a skip's (path, lineno, reason) via JSON
             if isinstance(report, pytest.TestReport) and report.nodeid == item.nodeid:
                 entry.reports[report.when] = report
         where = inner.get("where", {}).get(item.nodeid)
@@ -375,9 +377,11 @@ class BatteryController:
     def _add_leftovers(self, config_name: str, index: int, inner: dict[str, Any],
                        slot: dict[str, Any], collected: reports.Collected) -> None:
         names = inner.get("leftover_threads", ())
-        for name in names:
+        for name in dict.fromkeys(names):
+            count = names.count(name)
             collected.synthetic.append(reports.Synthetic("teardown", messages.LEFT_THREAD.format(
-                name=name, interp=index + 1, config=config_name), "left thread"))
+                name=name, count="" if count == 1 else f" ({count} threads)", interp=index + 1,
+                config=config_name), "left thread"))
         if slot.get("end_error") and not names:
             collected.synthetic.append(reports.Synthetic("teardown", messages.NOT_ENDED.format(
                 interp=index + 1, config=config_name, reason=slot["end_error"]), "left thread"))
