@@ -190,7 +190,12 @@ def _helper() -> Any:
 
 
 def _format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """The traceback of a failed call, without pytest-subinterp's own frames."""
+    formatted = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    own = __file__.rstrip("c")
+    frames = [frame for frame in formatted.stack if frame.filename.rstrip("c") != own]
+    formatted.stack = traceback.StackSummary.from_list(frames)
+    return "".join(formatted.format())
 
 
 def leftover_threads() -> list[str]:

@@ -7,7 +7,7 @@ thread).  Output: exactly one setup, (call,) teardown TestReport for the outer i
 
 from __future__ import annotations
 
-import sysconfig
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,8 +77,9 @@ def is_stdlib_path(path: str | None) -> bool:
     """True for modules of CPython's own standard library (their refusals are CPython's)."""
     if not path:
         return True
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
-    return any(path.startswith(root) for root in roots)
+    # os.py lives in the base interpreter's stdlib even inside a venv; lib-dynload is below it.
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    return path.startswith(stdlib) and "site-packages" not in path and "dist-packages" not in path
 
 
 def refusal_message(module: str, config: str, reason_text: str) -> str:
@@ -167,7 +168,9 @@ def _combine_phase(
         outcome, longrepr = "passed", None
     if when == "call":
         sections.extend(collected.notes)
+        sections.extend(("subinterp warning", text) for text in collected.warnings)
         extra["subinterp_verdict"] = collected.verdict
+        extra["subinterp_warnings"] = list(collected.warnings)
     return pytest.TestReport(
         nodeid=item.nodeid,
         location=item.location,

@@ -364,12 +364,16 @@ class BatteryController:
         for refusal in inner.get("refusals", ()):
             if reports.is_stdlib_path(refusal.get("path")):
                 continue
-            text = messages.FALLBACK_USED.format(module=refusal["module"], config=config_name,
-                                                 interp=index + 1, message=refusal["message"])
             call = entry.reports.get("call")
             if call is not None and call.failed:
-                call.sections.append((f"subinterp refusal [{entry.label}]", text))
-            elif self.settings.strict:
+                # The refusal reached the test: say what it means and how to fix it, once.
+                headline = reports.refusal_message(refusal["module"], config_name, refusal["message"])
+                if all(s.text != headline for s in collected.synthetic):
+                    collected.synthetic.append(reports.Synthetic("call", headline, "import refused"))
+                continue
+            text = messages.FALLBACK_USED.format(module=refusal["module"], config=config_name,
+                                                 interp=index + 1, message=refusal["message"])
+            if self.settings.strict:
                 collected.synthetic.append(reports.Synthetic("call", text, "import refused"))
             elif text not in collected.warnings:
                 collected.warnings.append(text)

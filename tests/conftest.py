@@ -1,1 +1,34 @@
+"""Shared fixtures of pytest-subinterp's own tests."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+import extbuild  # noqa: E402
+
 pytest_plugins = ["pytester"]
+
+HAS_ISOLATED = sys.version_info >= (3, 12)
+needs_isolated = pytest.mark.skipif(not HAS_ISOLATED, reason="isolated sub-interpreters need Python 3.12+")
+
+
+@pytest.fixture(scope="session")
+def extmods_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The compiled tests/extmods/*.c modules, built once per session for this Python."""
+    out = tmp_path_factory.getbasetemp().parent / f"extmods-{sys.implementation.cache_tag}"
+    out.mkdir(exist_ok=True)
+    return extbuild.build_all(out)
+
+
+@pytest.fixture
+def subinterp_pytester(pytester: pytest.Pytester, extmods_dir: pathlib.Path,
+                       monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester whose subprocesses (and their sub-interpreters) can import the extmods."""
+    monkeypatch.setenv("PYTHONPATH", str(extmods_dir))
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    return pytester
