@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import options
+from pytest_subinterp import options, terminal
 from pytest_subinterp.markers import MARKER_LINE, MARKER_NAME, MarkerError, marker_settings
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     config.stash[SETTINGS_KEY] = options.resolve(config)
+    config.pluginmanager.register(terminal.VerdictSummary(), "subinterp-summary")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -116,4 +117,6 @@ def _warn_fallbacks(item: pytest.Item, report: pytest.TestReport) -> None:
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     """Show the battery shape in verbose mode: 'PASSED [2x4x1 isolated]'."""
-    return None
+    return terminal.teststatus(report)
+
+

@@ -57,6 +57,7 @@ class Collected:
     warnings: list[str] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
     properties: list[tuple[str, object]] = field(default_factory=list)
+    shape: str = ""  # "2x4x1 isolated", shown in verbose mode
 
     @property
     def verdict(self) -> str:
@@ -171,6 +172,7 @@ def _combine_phase(
         sections.extend(("subinterp warning", text) for text in collected.warnings)
         extra["subinterp_verdict"] = collected.verdict
         extra["subinterp_warnings"] = list(collected.warnings)
+        extra["subinterp_shape"] = collected.shape
     return pytest.TestReport(
         nodeid=item.nodeid,
         location=item.location,
@@ -198,6 +200,8 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
             setup.sections.append(("subinterp (call phase)", s.text))
     teardown = _combine_phase(item, "teardown", collected, settings_where)
     if not setup.passed:
+        teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
+    elif collected.verdict in ("left thread", "crashed", "hung") and teardown.failed:
         teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
     result.append(teardown)
     return result

@@ -152,6 +152,7 @@ class BatteryController:
         if helper_error:
             return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
         collected = reports.Collected()
+        collected.shape = f"{settings.interpreters}x{settings.threads}x{settings.rounds} {'+'.join(configs)}"
         if reason:
             collected.notes.append(("subinterp", reason))
         for config_name in configs:
