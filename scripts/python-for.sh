@@ -1,0 +1,21 @@
+# Source me: python_for VERSION prints the path of that CPython (pyenv, or pythonX.Y on PATH).
+python_for() {
+    local version=$1 prefix
+    if command -v pyenv >/dev/null 2>&1 && prefix=$(pyenv prefix "$version" 2>/dev/null); then
+        echo "$prefix/bin/python3"
+        return 0
+    fi
+    local short=${version%.*}
+    command -v "python$short" 2>/dev/null && return 0
+    return 1
+}
+
+# make_venv VERSION DIR: a venv with pytest-subinterp (built from this checkout) and test tools.
+make_venv() {
+    local version=$1 dir=$2 python
+    python=$(python_for "$version") || { echo "Python $version not found" >&2; return 1; }
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$dir/bin/python" -m pip install -q "pytest>=8" "pytest-xdist>=3.5" setuptools wheel
+    "$dir/bin/python" -m pip install -q --no-build-isolation "$ROOT"
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: build pytest-subinterp for CPython 3.13, 3.12 (isolated + legacy) and 3.11
+# (legacy only) in fresh venvs, and run tests/ on each.  Usage: scripts/run-tests.sh [pytest args]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/scripts/python-for.sh"
+VERSIONS=${SUBINTERP_PYTHONS:-"3.13.0 3.12.1 3.11.7"}
+status=0
+for version in $VERSIONS; do
+    venv="$ROOT/.venv-test-$version"
+    echo "=== CPython $version: installing pytest-subinterp into $venv"
+    make_venv "$version" "$venv"
+    echo "=== CPython $version: running tests"
+    # Run from a neutral directory so that the installed package (with its built C helper) is
+    # tested, not the source tree.
+    (cd "$ROOT/tests" && "$venv/bin/python" -m pytest -p no:cacheprovider -W error --rootdir="$ROOT" -c "$ROOT/pyproject.toml" "$ROOT/tests" "$@") || status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "=== CPython $version: FAILED (exit $status)"
+        exit "$status"
+    fi
+done
+echo "=== all Pythons passed: $VERSIONS"
