@@ -51,7 +51,7 @@ REFUSAL_FIX_ONE_PER_PROCESS = (
     "it cannot support sub-interpreters until its generator does"
 )
 FALLBACK_USED = (
-    "extension module '{module}' was refused in {config} interpreter {interp} ({message}) and the "
+    "extension module '{module}' was refused in {config} interpreter{interp} ({message}) and the "
     "package caught the ImportError: its C code was not exercised there, the test ran its "
     "pure-Python fallback. Make the module support sub-interpreters; --subinterp-strict turns "
     "this warning into a failure"

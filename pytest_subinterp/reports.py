@@ -58,6 +58,8 @@ class Collected:
     notes: list[tuple[str, str]] = field(default_factory=list)
     properties: list[tuple[str, object]] = field(default_factory=list)
     shape: str = ""  # "2x4x1 isolated", shown in verbose mode
+    # (module, config) -> (interpreter numbers, CPython's message) of swallowed refusals
+    fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:

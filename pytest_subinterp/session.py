@@ -158,6 +158,7 @@ class BatteryController:
         for config_name in configs:
             outcome = self._run_battery(item, settings, config_name)
             self._analyse(item, settings, outcome, collected)
+        self._report_fallbacks(collected)
         collected.properties += [
             ("subinterp_configs", ",".join(configs)),
             ("subinterp_interpreters", settings.interpreters),
@@ -372,11 +373,22 @@ class BatteryController:
                 if all(s.text != headline for s in collected.synthetic):
                     collected.synthetic.append(reports.Synthetic("call", headline, "import refused"))
                 continue
-            text = messages.FALLBACK_USED.format(module=refusal["module"], config=config_name,
-                                                 interp=index + 1, message=refusal["message"])
+            key = (refusal["module"], config_name)
+            interps, _ = collected.fallbacks.get(key, ([], ""))
+            if index + 1 not in interps:
+                interps.append(index + 1)
+            collected.fallbacks[key] = (interps, refusal["message"])
+
+    def _report_fallbacks(self, collected: reports.Collected) -> None:
+        """One warning (or, strict, one failure) per refused module and config."""
+        for (module, config_name), (interps, message) in collected.fallbacks.items():
+            plural = "s" if len(interps) > 1 else ""
+            text = messages.FALLBACK_USED.format(
+                module=module, config=config_name, interp=f"{plural} {', '.join(map(str, interps))}".strip(),
+                message=message)
             if self.settings.strict:
                 collected.synthetic.append(reports.Synthetic("call", text, "import refused"))
-            elif text not in collected.warnings:
+            else:
                 collected.warnings.append(text)
 
     def _add_leftovers(self, config_name: str, index: int, inner: dict[str, Any],
