@@ -1258,6 +1258,22 @@ subinterp_breadcrumb_py(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+subinterp_is_single_phase(PyObject *module, PyObject *candidate)
+{
+    if (!PyModule_Check(candidate)) {
+        Py_RETURN_FALSE;
+    }
+    /* Multi-phase modules come from PyModuleDef_Init with Py_mod_* slots; single-phase ones
+       (PyModule_Create) have none.  A def without any slot is rare enough to ignore. */
+    PyModuleDef *def = PyModule_GetDef(candidate);
+    if (def == NULL) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    return PyBool_FromLong(def->m_slots == NULL);
+}
+
 /* ---- module definition ---- */
 
 static PyMethodDef subinterp_methods[] = {
@@ -1270,6 +1286,8 @@ static PyMethodDef subinterp_methods[] = {
      "interpreter_index() -> int: index of this interpreter in the running battery, or -1."},
     {"breadcrumb", subinterp_breadcrumb_py, METH_VARARGS,
      "breadcrumb(text): write one line to the battery's progress file."},
+    {"is_single_phase", subinterp_is_single_phase, METH_O,
+     "is_single_phase(module) -> bool: True for an extension module made by PyModule_Create."},
     {"install_crash_handler", subinterp_install_crash_handler, METH_VARARGS,
      "install_crash_handler(fd): write crash and hang reports to fd (process-wide)."},
     {NULL, NULL, 0, NULL},

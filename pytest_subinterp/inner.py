@@ -198,6 +198,21 @@ def _format_exception(exc: BaseException) -> str:
     return "".join(formatted.format())
 
 
+def _note_single_phase_modules() -> None:
+    """Leave a breadcrumb per single-phase module loaded here: CPython's own crashes at
+    interpreter end involve them (see quirks.py), and the child may not live to report it."""
+    import os
+
+    helper = _helper()
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if module is None or not path or (path.startswith(stdlib) and "-packages" not in path):
+            continue  # builtins and CPython's own modules (readline) are not the extension's
+        if helper.is_single_phase(module):
+            helper.breadcrumb(f"single-phase {name}")
+
+
 def leftover_threads() -> list[str]:
     """Names of Python threads of this interpreter still alive after the session."""
     me = threading.current_thread()
@@ -233,6 +248,7 @@ def run(spec_json: str, index: int) -> str:
     except BaseException:  # noqa: BLE001 - reported by the controller, never lost
         output["error"] = traceback.format_exc()
     _helper().set_phase("finish")
+    _note_single_phase_modules()
     output.update(
         reports=plugin.reports,
         collect_errors=plugin.collect_errors,

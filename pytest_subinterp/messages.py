@@ -21,7 +21,7 @@ CRASH_WHERE_CREATOR = "interpreter {interp}/{n_interps} ({config}), creator thre
 CRASH_WHERE_UNKNOWN = "{config}, phase unknown"
 KNOWN_CPYTHON_DEFECT = (
     "this matches a known defect of CPython {version} itself ({description}); the extension is "
-    "not shown to be at fault: re-run on a newer CPython, or use config='{other}'"
+    "not shown to be at fault: {advice}"
 )
 
 HUNG = (

@@ -33,6 +33,7 @@ class KnownDefect:
     config: str  # "isolated", "legacy" or "any"
     pattern: str  # regex searched in the child's stderr and crash breadcrumbs
     description: str
+    advice: str = "re-run on a newer CPython"
 
 
 KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
@@ -40,9 +41,11 @@ KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
                 "CPython 3.12.1 can abort when an isolated interpreter imports a single-phase "
                 "module (_datetime, _decimal, _testsinglephase) that another isolated interpreter "
                 "refused before"),
-    KnownDefect(((3, 12, 1),), "legacy", r"_testsinglephase",
+    KnownDefect(((3, 12, 1),), "legacy",
+                r"(?s)single-phase \S+.*crash SIGSEGV interp=\d+ thread=-1 round=-1 phase=end",
                 "CPython 3.12.1 crashes when a single-phase module imported in two legacy "
-                "interpreters alive at once is destroyed (fixed in 3.13.0)"),
+                "interpreters alive at once is destroyed (fixed in 3.13.0)",
+                "re-run on CPython 3.13, or with interpreters=1 for legacy"),
     KnownDefect(((3, 13, 0),), "isolated", r"free\(\): invalid pointer|munmap_chunk\(\)",
                 "CPython 3.13.0 can abort when two isolated interpreters that both used _datetime "
                 "are destroyed one after the other"),

@@ -234,6 +234,6 @@ def known_defect_note(text: str, config: str) -> str | None:
         return None
     import sys
 
-    other = "legacy" if config == "isolated" else "isolated"
     version = ".".join(map(str, sys.version_info[:3]))
-    return messages.KNOWN_CPYTHON_DEFECT.format(version=version, description=defect.description, other=other)
+    return messages.KNOWN_CPYTHON_DEFECT.format(version=version, description=defect.description,
+                                                advice=defect.advice)
