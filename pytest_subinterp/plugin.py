@@ -7,6 +7,7 @@ session.py runs batteries (imported lazily, when a test needs one), reports.py b
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -34,6 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     config.stash[SETTINGS_KEY] = options.resolve(config)
     config.pluginmanager.register(terminal.VerdictSummary(), "subinterp-summary")
+    report_path = config.stash[SETTINGS_KEY].report
+    if report_path and not hasattr(config, "workerinput"):  # xdist workers send reports instead
+        from pytest_subinterp.jsonreport import JsonReport
+
+        path = Path(report_path)
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        config.pluginmanager.register(JsonReport(path), "subinterp-jsonreport")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -58,6 +58,7 @@ class Collected:
     notes: list[tuple[str, str]] = field(default_factory=list)
     properties: list[tuple[str, object]] = field(default_factory=list)
     shape: str = ""  # "2x4x1 isolated", shown in verbose mode
+    batteries: list[dict[str, Any]] = field(default_factory=list)  # for the JSON report
     # (module, config) -> (interpreter numbers, CPython's message) of swallowed refusals
     fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
 
@@ -201,6 +202,13 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
         for s in call_synthetic:
             setup.sections.append(("subinterp (call phase)", s.text))
     teardown = _combine_phase(item, "teardown", collected, settings_where)
+    teardown.subinterp_record = {  # type: ignore[attr-defined]
+        "nodeid": item.nodeid,
+        "verdict": collected.verdict,
+        "outcome": "failed" if any(r.failed for r in (*result, teardown)) else result[-1].outcome,
+        "shape": collected.shape,
+        "batteries": collected.batteries,
+    }
     if not setup.passed:
         teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
     elif collected.verdict in ("left thread", "crashed", "hung") and teardown.failed:

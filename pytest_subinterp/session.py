@@ -108,6 +108,41 @@ def _outer_plugin_modules(config: pytest.Config) -> list[str]:
     return modules
 
 
+def battery_record(settings: Settings, outcome: BatteryOutcome) -> dict[str, Any]:
+    """One battery as the JSON report shows it (see docs/json-report.md)."""
+    result = outcome.result or {}
+    progress = crash.parse_progress(outcome.progress)
+    culprit = progress.culprit if (outcome.exit.signal or outcome.exit.exit_code or not result) else None
+    return {
+        "config": outcome.config,
+        "interpreters": settings.interpreters,
+        "threads": settings.threads,
+        "rounds": settings.rounds,
+        "scope": settings.scope,
+        "wall_s": round(outcome.wall_s, 4),
+        "exit": {
+            "signal": crash.signal_name(outcome.exit.signal) if outcome.exit.signal else None,
+            "exit_code": outcome.exit.exit_code,
+            "killed_after_deadline": outcome.exit.killed_after_deadline,
+            "infrastructure_error": outcome.exit.infrastructure_error,
+        },
+        "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline,
+        "crash_phase": culprit.user_phase if culprit else None,
+        "crash_where": {"interpreter": culprit.interp, "thread": culprit.thread, "round": culprit.round}
+        if culprit else None,
+        "per_interpreter": [
+            {key: slot.get(key) for key in ("index", "created", "ended", "create_s", "run_s", "end_s",
+                                            "create_error", "end_error")}
+            for slot in result.get("interpreters", ())
+        ],
+        "calls": [
+            {"interpreter": c["interpreter"], "thread": c["thread"], "round": c["round"],
+             "status": ("passed", "failed", "not run", "error")[c["status"]], "seconds": round(c["seconds"], 6)}
+            for c in result.get("calls", ())
+        ],
+    }
+
+
 class BatteryController:
     """Runs batteries for the outer session; one per pytest process (xdist workers included)."""
 
@@ -222,6 +257,7 @@ class BatteryController:
     # -- analysis ---------------------------------------------------------------------------
     def _analyse(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
                  collected: reports.Collected) -> None:
+        collected.batteries.append(battery_record(settings, outcome))
         collected.notes.append(
             ("subinterp battery", f"{settings.interpreters}x{settings.threads}x{settings.rounds} "
                                   f"{outcome.config}: {outcome.wall_s * 1000:.0f} ms")
