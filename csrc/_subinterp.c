@@ -731,6 +731,60 @@ subinterp_signal_name(int sig)
 
 static volatile sig_atomic_t crashing = 0;
 
+/* Async-signal-safe pieces of the crash line: no stdio, no malloc. */
+static size_t
+subinterp_append(char *buf, size_t pos, size_t cap, const char *text)
+{
+    while (*text && pos + 1 < cap) {
+        buf[pos++] = *text++;
+    }
+    return pos;
+}
+
+static size_t
+subinterp_append_int(char *buf, size_t pos, size_t cap, int value)
+{
+    char digits[16];
+    int n = 0;
+    unsigned int magnitude = value < 0 ? (unsigned int)(-(long)value) : (unsigned int)value;
+    do {
+        digits[n++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude && n < (int)sizeof(digits));
+    if (value < 0 && pos + 1 < cap) {
+        buf[pos++] = '-';
+    }
+    while (n > 0 && pos + 1 < cap) {
+        buf[pos++] = digits[--n];
+    }
+    return pos;
+}
+
+static const char *subinterp_signal_name(int sig);
+
+static void
+subinterp_signal_safe_crash_line(int sig)
+{
+    if (progress_fd < 0) {
+        return;
+    }
+    char line[256];
+    size_t pos = 0, cap = sizeof(line);
+    pos = subinterp_append(line, pos, cap, "crash ");
+    pos = subinterp_append(line, pos, cap, subinterp_signal_name(sig));
+    pos = subinterp_append(line, pos, cap, " interp=");
+    pos = subinterp_append_int(line, pos, cap, here.interp);
+    pos = subinterp_append(line, pos, cap, " thread=");
+    pos = subinterp_append_int(line, pos, cap, here.thread);
+    pos = subinterp_append(line, pos, cap, " round=");
+    pos = subinterp_append_int(line, pos, cap, here.round);
+    pos = subinterp_append(line, pos, cap, " phase=");
+    pos = subinterp_append(line, pos, cap, here.phase ? here.phase : "?");
+    line[pos++] = '\n';
+    ssize_t ignored = write(progress_fd, line, pos);
+    (void)ignored;
+}
+
 static void
 subinterp_fatal_handler(int sig)
 {
@@ -744,9 +798,11 @@ subinterp_fatal_handler(int sig)
     /* A handler that deadlocks (e.g. the crash happened inside malloc) must not turn a crash
        into a hang: SIGALRM's default action ends the process in 3 s at the latest. */
     alarm(3);
-    subinterp_breadcrumb("crash %s interp=%d thread=%d round=%d phase=%s", subinterp_signal_name(sig),
-                         here.interp, here.thread, here.round, here.phase ? here.phase : "?");
-    if (progress_fd >= 0) {
+    subinterp_signal_safe_crash_line(sig);
+    /* A signal sent to the whole process (kill) lands on any thread, often the child's waiting
+       main thread: its stacks say nothing, and the steps in flight are in the breadcrumbs. */
+    int battery_thread = here.interp >= 0 || here.thread >= 0;
+    if (progress_fd >= 0 && battery_thread) {
         static const char native[] = "native-stack-begin\n";
         ssize_t ignored = write(progress_fd, native, sizeof(native) - 1);
         void *frames[64];
@@ -1070,9 +1126,13 @@ subinterp_run_battery(PyObject *module, PyObject *args, PyObject *kwargs)
                             "_subinterp.run_battery: isolated interpreters need Python 3.12+");
     }
     if (k < 1 || t < 1 || r < 1 || timeout <= 0) {
-        return PyErr_Format(PyExc_ValueError,
-                            "_subinterp.run_battery: interpreters, threads and rounds must be >= 1 "
-                            "and timeout > 0 (got %d, %d, %d, %g)", k, t, r, timeout);
+        /* PyErr_Format has no %g: format the message ourselves. */
+        char message[200];
+        snprintf(message, sizeof(message),
+                 "_subinterp.run_battery: interpreters, threads and rounds must be >= 1 and "
+                 "timeout > 0 (got %d, %d, %d, %g)", k, t, r, timeout);
+        PyErr_SetString(PyExc_ValueError, message);
+        return NULL;
     }
     PyInterpreterState *main_interp = PyInterpreterState_Main();
     if (PyInterpreterState_Get() != main_interp) {

@@ -75,7 +75,10 @@ def main_after_fork(request: dict[str, Any]) -> None:
     code = 0
     try:
         if hasattr(os, "setpgid"):
-            os.setpgid(0, 0)  # the controller can kill anything the test started, too
+            try:
+                os.setpgid(0, 0)  # the controller can kill anything the test started, too
+            except PermissionError:
+                pass  # spawned with start_new_session: already a group leader
         run_battery(request)
     except BaseException:  # noqa: BLE001 - the controller reports it
         code = EXIT_INTERNAL_ERROR
@@ -91,6 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     """Spawn entry point: ``python -m pytest_subinterp.child REQUEST.json``."""
     args = sys.argv[1:] if argv is None else argv
     request = json.loads(Path(args[0]).read_text())
+    # Same start as a zygote child: pytest (and with it _datetime) imported in the main
+    # interpreter first.  On 3.13.0, isolated interpreters that import _datetime before the main
+    # interpreter did can abort when they end (CPYTHON-QUIRKS: crash 5).
+    import pytest  # noqa: F401
     main_after_fork(request)
 
 

@@ -74,10 +74,15 @@ class Progress:
         """The step most likely responsible: the crashing thread, else the latest open step."""
         if self.crash_where is not None:
             return self.crash_where
-        calls = [w for w in self.in_flight if w.phase == "call"]
-        if calls:
-            return calls[-1]
-        return self.in_flight[-1] if self.in_flight else None
+        return _latest_call(self.in_flight)
+
+
+def _latest_call(steps: list[Where]) -> Where | None:
+    """The latest battery call among open steps, else the latest open step."""
+    calls = [w for w in steps if w.phase == "call"]
+    if calls:
+        return calls[-1]
+    return steps[-1] if steps else None
 
 
 def parse_progress(text: str) -> Progress:
@@ -115,7 +120,12 @@ def parse_progress(text: str) -> Progress:
             open_steps.pop((int(m[1]), -1), None)
         elif m := _CRASH.match(line):
             progress.crash_signal = m[1]
-            progress.crash_where = Where(m[5], int(m[2]), int(m[3]), int(m[4]))
+            where = Where(m[5], int(m[2]), int(m[3]), int(m[4]))
+            if where.interp >= 0 or where.thread >= 0:
+                progress.crash_where = where
+            else:
+                # Not a battery thread (a signal sent to the process): blame what was running.
+                progress.crash_where = _latest_call(list(open_steps.values()))
     progress.in_flight = list(open_steps.values())
     return progress
 

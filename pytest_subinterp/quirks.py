@@ -46,7 +46,8 @@ KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
                 "CPython 3.12.1 crashes when a single-phase module imported in two legacy "
                 "interpreters alive at once is destroyed (fixed in 3.13.0)",
                 "re-run on CPython 3.13, or with interpreters=1 for legacy"),
-    KnownDefect(((3, 13, 0),), "isolated", r"free\(\): invalid pointer|munmap_chunk\(\)",
+    KnownDefect(((3, 13, 0),), "isolated",
+                r"free\(\): invalid pointer|munmap_chunk\(\)|double free or corruption",
                 "CPython 3.13.0 can abort when two isolated interpreters that both used _datetime "
                 "are destroyed one after the other"),
 )

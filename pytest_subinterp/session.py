@@ -381,7 +381,11 @@ class BatteryController:
                             inner: dict[str, Any], collected: reports.Collected) -> None:
         for error in inner.get("collect_errors", ()):
             text = error["longrepr"]
-            refused = [r for r in inner.get("refusals", ()) if quirks.is_subinterpreter_refusal(r["message"])]
+            # The refusal that failed collection: an extension's, named in the error text if
+            # possible (pytest itself has refusals it catches, e.g. readline).
+            refused = [r for r in inner.get("refusals", ())
+                       if quirks.is_subinterpreter_refusal(r["message"]) and not reports.is_stdlib_path(r.get("path"))]
+            refused.sort(key=lambda r: r["message"] not in text)
             if refused or quirks.is_subinterpreter_refusal(text):
                 module = refused[0]["module"] if refused else "?"
                 reason = refused[0]["message"] if refused else text

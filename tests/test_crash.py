@@ -78,10 +78,6 @@ def test_crash_in_test_body_fails_only_that_test(pytester: pytest.Pytester, kind
     result.stdout.fnmatch_lines(["*subinterp breadcrumbs*"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a process-directed SIGSEGV (os.kill(os.getpid(), SIGSEGV)) is handled on the child's main "
-    "thread, whose breadcrumb is interp=-1; crash.Progress.culprit prefers it over the call in "
-    "flight, so the report says 'phase unknown' instead of naming interpreter/thread/phase: call"))
 def test_process_directed_sigsegv_names_the_call_in_flight(pytester: pytest.Pytester) -> None:
     """os.kill(os.getpid(), SIGSEGV) from the body is attributed to the test's call phase."""
     pytester.makepyfile(test_crashes="""
@@ -218,10 +214,6 @@ def test_thread_left_running_is_a_teardown_error(pytester: pytest.Pytester, conf
     result.stderr.no_fnmatch_line("*not the last thread*")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with PYTEST_SUBINTERP_START=spawn every battery fails with 'exit code 70': Spawner starts "
-    "the child with start_new_session=True, so the child is a session leader and "
-    "child.main_after_fork's os.setpgid(0, 0) raises PermissionError (EPERM)"))
 def test_spawn_start_method_gives_the_same_verdicts(pytester: pytest.Pytester,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """PYTEST_SUBINTERP_START=spawn: a pass, a failure and a crash are reported as with the zygote."""

@@ -153,10 +153,6 @@ def test_single_phase_import_at_module_level_is_an_import_refused_setup_error(
 
 
 @needs_isolated
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a refusal at module level is headed with the FIRST extension refused in the interpreter "
-    "(readline, which pytest's own startup tries and swallows), not with the module that failed "
-    "the collection: session._add_collect_errors uses refusals[0] without skipping stdlib ones"))
 def test_single_phase_import_at_module_level_names_the_module(subinterp_pytester: pytest.Pytester) -> None:
     """The setup error's headline is IMPORT_REFUSED for single_phase_ext itself."""
     subinterp_pytester.makepyfile(test_single_module=MODULE_LEVEL_SINGLE_PHASE)

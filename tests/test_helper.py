@@ -359,10 +359,6 @@ def test_timeout_returns_hung_with_stacks_in_progress_file(tmp_path: pathlib.Pat
     assert any(line.startswith("phase call interp=0 thread=") for line in lines)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: subinterp_run_battery formats its range error with PyErr_Format(..., '%g', timeout); "
-    "PyErr_Format has no %g: 3.12+ raise SystemError 'invalid format string: %g)' instead of the "
-    "ValueError, 3.11 shows a literal '%g' instead of the timeout"))
 @pytest.mark.parametrize(("key", "value", "shown"), [
     ("threads", 0, "(got 1, 0, 1, 10)"),
     ("interpreters", 0, "(got 0, 1, 1, 10)"),
