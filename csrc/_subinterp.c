@@ -1334,6 +1334,74 @@ subinterp_is_single_phase(PyObject *module, PyObject *candidate)
     return PyBool_FromLong(def->m_slots == NULL);
 }
 
+/* What a module's PyModuleDef declares, for `pytest-subinterp check`: whether it is multi-phase,
+   its Py_mod_multiple_interpreters / Py_mod_gil slot values (None when the slot is absent or the
+   Python is too old to have it), and the names of its METH_NOARGS functions.  None for a module
+   without a PyModuleDef (pure Python, or built by other means). */
+static PyObject *
+subinterp_module_slots(PyObject *module, PyObject *candidate)
+{
+    if (!PyModule_Check(candidate)) {
+        return PyErr_Format(PyExc_TypeError, "_subinterp.module_slots: expected a module, got %s",
+                            Py_TYPE(candidate)->tp_name);
+    }
+    PyModuleDef *def = PyModule_GetDef(candidate);
+    if (def == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *multiple = Py_NewRef(Py_None);
+    PyObject *gil = Py_NewRef(Py_None);
+    PyObject *noargs = PyList_New(0);
+    PyObject *result = NULL;
+    if (noargs == NULL) {
+        goto error;
+    }
+    for (PyModuleDef_Slot *slot = def->m_slots; slot != NULL && slot->slot != 0; slot++) {
+        PyObject **target = NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+        /* Py_mod_multiple_interpreters exists from 3.12 (PEP 684) */
+        if (slot->slot == Py_mod_multiple_interpreters) {
+            target = &multiple;
+        }
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+        /* Py_mod_gil exists from 3.13 (PEP 703) */
+        if (slot->slot == Py_mod_gil) {
+            target = &gil;
+        }
+#endif
+        if (target != NULL) {
+            PyObject *value = PyLong_FromVoidPtr(slot->value);
+            if (value == NULL) {
+                goto error;
+            }
+            Py_SETREF(*target, value);
+        }
+    }
+    for (PyMethodDef *method = def->m_methods; method != NULL && method->ml_name != NULL;
+         method++) {
+        if ((method->ml_flags & METH_NOARGS) == 0) {
+            continue;
+        }
+        PyObject *name = PyUnicode_FromString(method->ml_name);
+        if (name == NULL || PyList_Append(noargs, name) < 0) {
+            Py_XDECREF(name);
+            goto error;
+        }
+        Py_DECREF(name);
+    }
+    result = Py_BuildValue("{s:O,s:O,s:O,s:O}", "multi_phase", def->m_slots ? Py_True : Py_False,
+                           "multiple_interpreters", multiple, "gil", gil, "noargs", noargs);
+error:
+    Py_XDECREF(multiple);
+    Py_XDECREF(gil);
+    Py_XDECREF(noargs);
+    return result;
+}
+
 /* ---- module definition ---- */
 
 static PyMethodDef subinterp_methods[] = {
@@ -1348,6 +1416,9 @@ static PyMethodDef subinterp_methods[] = {
      "breadcrumb(text): write one line to the battery's progress file."},
     {"is_single_phase", subinterp_is_single_phase, METH_O,
      "is_single_phase(module) -> bool: True for an extension module made by PyModule_Create."},
+    {"module_slots", subinterp_module_slots, METH_O,
+     "module_slots(module) -> dict | None: multi_phase, Py_mod_multiple_interpreters and "
+     "Py_mod_gil slot values, METH_NOARGS function names of the module's PyModuleDef."},
     {"install_crash_handler", subinterp_install_crash_handler, METH_VARARGS,
      "install_crash_handler(fd): write crash and hang reports to fd (process-wide)."},
     {NULL, NULL, 0, NULL},
