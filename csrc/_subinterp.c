@@ -66,6 +66,7 @@ typedef struct {
     int64_t interp_id;
     PyThreadState *creator_ts;   /* the creator's thread state in the sub-interpreter */
     int arrived_generation;      /* last rendezvous this interpreter arrived at */
+    int barrier_generation;      /* last barrier() this interpreter arrived at */
     PyObject *fn;                /* callable of this interpreter for the armed generation */
     char *create_error;
     char *entry_output;          /* str returned by the entry function */
@@ -1277,6 +1278,49 @@ subinterp_call_point(PyObject *module, PyObject *fn)
     return out;
 }
 
+/* ---- barrier (called inside a sub-interpreter) ---- */
+
+/* True when every interpreter still running has arrived at barrier `generation`.
+   Caller holds b->mu. */
+static int
+subinterp_barrier_reached(battery *b, int generation)
+{
+    for (int i = 0; i < b->n_interps; i++) {
+        interp_slot *s = &b->slots[i];
+        if (s->state != SLOT_DONE && s->barrier_generation < generation) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(barrier_doc,
+"barrier() -> None\n\n"
+"Wait, with the GIL released, until every interpreter of the battery that is still running\n"
+"has called barrier() as often as this one (used to compare objects of interpreters that are\n"
+"all alive).  Interpreters whose entry function returned no longer count.");
+
+static PyObject *
+subinterp_barrier(PyObject *module, PyObject *unused)
+{
+    battery *b = current_battery;
+    interp_slot *slot = subinterp_current_slot(b);
+    if (slot == NULL) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "_subinterp.barrier: this interpreter is not part of a running battery");
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&b->mu);
+    int generation = ++slot->barrier_generation;
+    pthread_cond_broadcast(&b->cv);
+    while (!subinterp_barrier_reached(b, generation)) {
+        pthread_cond_wait(&b->cv, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
 /* ---- small helpers used by the inner plugin ---- */
 
 static PyObject *
@@ -1408,6 +1452,7 @@ static PyMethodDef subinterp_methods[] = {
     {"run_battery", (PyCFunction)(void (*)(void))subinterp_run_battery,
      METH_VARARGS | METH_KEYWORDS, run_battery_doc},
     {"call_point", subinterp_call_point, METH_O, call_point_doc},
+    {"barrier", subinterp_barrier, METH_NOARGS, barrier_doc},
     {"set_phase", subinterp_set_phase, METH_VARARGS,
      "set_phase(phase): record the current phase for crash reports."},
     {"interpreter_index", subinterp_interpreter_index, METH_NOARGS,

@@ -58,16 +58,89 @@ def run_battery(request: dict[str, Any]) -> None:
     from pytest_subinterp import _subinterp
 
     _subinterp.install_crash_handler(progress_fd)
-    result = _subinterp.run_battery(
+    if request.get("leaks", "off") == "off":
+        result = _battery(request, request["spec"], "test")
+    else:
+        result = _battery_with_leak_control(request)
+    _write_json_atomically(directory / RESULT_FILE, result)
+
+
+def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False) -> dict[str, Any]:
+    """One run of the C helper; `single`: one interpreter, one thread, one round."""
+    from pytest_subinterp import _subinterp
+
+    _subinterp.breadcrumb(f"battery {label}")
+    return _subinterp.run_battery(
         config=request["config"],
-        interpreters=request["interpreters"],
-        threads=request["threads"],
-        rounds=request["rounds"],
+        interpreters=1 if single else request["interpreters"],
+        threads=1 if single else request["threads"],
+        rounds=1 if single else request["rounds"],
         entry=request.get("entry", ENTRY),  # check runs pytest_subinterp.checkentry
-        arg=json.dumps(request["spec"]),
+        arg=json.dumps(spec),
         timeout=float(request["timeout"]),
     )
-    _write_json_atomically(directory / RESULT_FILE, result)
+
+
+# Configs whose one-time process costs were already paid (by the zygote, before forking us):
+# the first interpreter lifetime of a process retains ~250 KB more than later ones, which a
+# control measured first would otherwise carry.
+WARMED_CONFIGS: set[str] = set()
+
+
+def warm_up(request: dict[str, Any]) -> None:
+    """Run one single-interpreter lifetime of the control test, with output sent nowhere."""
+    if request["config"] in WARMED_CONFIGS:
+        return
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        _battery(request, {**request["control_spec"], "leaks": False}, "warm-up", single=True)
+        WARMED_CONFIGS.add(request["config"])
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def _battery_with_leak_control(request: dict[str, Any]) -> dict[str, Any]:
+    """The test's battery between measurements, after a control battery (a trivial test, the
+    same steps) that also absorbs the process's one-time costs; when the test retained more
+    than the control, sequential single-interpreter lifetimes decide (leaks.py)."""
+    from pytest_subinterp import leaks
+
+    control_spec = request["control_spec"]
+    if request["config"] not in WARMED_CONFIGS:  # spawned, not forked from a warm zygote
+        _battery(request, {**control_spec, "leaks": False}, "warm-up", single=True)
+    before = leaks.process_memory()
+    control = _battery(request, control_spec, "control")
+    middle = leaks.process_memory()
+    result = _battery(request, request["spec"], "test")
+    after = leaks.process_memory()
+    info: dict[str, Any] = {
+        "control": leaks.difference(before, middle),
+        "test": leaks.difference(middle, after),
+        "control_errors": [slot["entry_error"] or slot["create_error"] for slot in control["interpreters"]
+                           if slot["entry_error"] or slot["create_error"]],
+        "series": [],
+    }
+    if not result["hung"] and not control["hung"] and leaks.suspicious(
+            info["test"], info["control"], request["interpreters"]):
+        quiet = {**request["spec"], "leaks": False}
+        quiet_control = {**control_spec, "leaks": False}
+        for index in range(leaks.SERIES_WARMUP + leaks.SERIES_MEASURED):
+            start = leaks.process_memory()
+            _battery(request, quiet, "lifetime-test", single=True)
+            mid = leaks.process_memory()
+            _battery(request, quiet_control, "lifetime-control", single=True)
+            end = leaks.process_memory()
+            info["series"].append({"warmup": index < leaks.SERIES_WARMUP,
+                                   "test": leaks.difference(start, mid),
+                                   "control": leaks.difference(mid, end)})
+    result["leaks"] = info
+    return result
 
 
 def main_after_fork(request: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ _DONE_CALL = re.compile(r"^done call interp=(-?\d+) thread=(-?\d+) round=(-?\d+)
 _DONE_END = re.compile(r"^done end interp=(-?\d+) ended=(\d)$")
 _CRASH = re.compile(r"^crash (\S+) interp=(-?\d+) thread=(-?\d+) round=(-?\d+) phase=(\S+)$")
 
-_BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed ", "single-phase ")
+_BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed ", "single-phase ", "battery ")
 
 # Breadcrumb phase -> the phase named to the user and the pytest report it belongs to.
 USER_PHASE = {

@@ -68,7 +68,9 @@ class InnerPlugin:
         self.not_found: list[str] = []
         self.calls: dict[str, list[dict[str, Any]]] = {}
         self.where: dict[str, dict[str, Any]] = {}
+        self.leaks: dict[str, dict[str, Any]] = {}
         self.arrived = False
+        self.leak_checked = False
 
     # -- collection -------------------------------------------------------------------------
     def pytest_configure(self, config: Any) -> None:
@@ -126,8 +128,32 @@ class InnerPlugin:
         records = _helper().call_point(body)
         _helper().set_phase("call")
         self.calls[pyfuncitem.nodeid] = records
+        if self.spec.get("leaks"):
+            repeatable = not outcomes
+
+            def call_once() -> None:
+                testfunction(**testargs)
+
+            self.check_leaks(pyfuncitem.nodeid, call_once if repeatable else None)
         self._raise_outcome(pyfuncitem, records, outcomes)
         return True
+
+    def check_leaks(self, nodeid: str, call_once: Any) -> None:
+        """Leak detectors that need every interpreter alive: between two barriers, each
+        interpreter snapshots its extension objects; interpreter 1 also measures per-call growth
+        while the others wait (legacy interpreters share one allocator)."""
+        from pytest_subinterp import leaks
+
+        helper = _helper()
+        self.leak_checked = True
+        helper.barrier()
+        data: dict[str, Any] = {"snapshot": leaks.shared_object_snapshot(helper.is_single_phase)}
+        if self.index == 0 and call_once is not None:
+            # The no-op control first: it also warms the measuring itself up.
+            data["control"] = leaks.growth_per_call(lambda: None)
+            data["growth"] = leaks.growth_per_call(call_once)
+        helper.barrier()
+        self.leaks[nodeid] = data
 
     def _raise_outcome(
         self, item: Any, records: list[dict[str, Any]], outcomes: dict[tuple[int, int], BaseException]
@@ -168,6 +194,7 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
         @pytest.hookimpl(wrapper=True)
         def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Any:
             plugin.arrived = False
+            plugin.leak_checked = False
             try:
                 return (yield)
             finally:
@@ -175,6 +202,8 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
                     # Setup failed or skipped here: arrive empty-handed so the other
                     # interpreters are not kept waiting for this one.
                     _helper().call_point(None)
+                if plugin.spec.get("leaks") and not plugin.leak_checked:
+                    plugin.check_leaks(item.nodeid, None)  # keep the barriers in step
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_pyfunc_call(self, pyfuncitem: Any) -> Any:
@@ -255,6 +284,7 @@ def run(spec_json: str, index: int) -> str:
         not_found=plugin.not_found,
         calls=plugin.calls,
         where=plugin.where,
+        leaks=plugin.leaks,
         refusals=recorder.refusals,
         leftover_threads=leftover_threads(),
     )

@@ -58,7 +58,7 @@ FALLBACK_USED = (
 )
 
 LEFT_THREAD = (
-    "left thread '{name}'{count} running in interpreter {interp} ({config}) after the test and its "
+    "left thread '{name}' running in interpreter {interp} ({config}) after the test and its "
     "fixtures finished; join it in the test or in the fixture's teardown"
 )
 NOT_ENDED = "interpreter {interp} ({config}) could not be ended: {reason}"

@@ -27,6 +27,10 @@ class SubinterpFallbackWarning(pytest.PytestWarning):
     """An extension module was refused by a sub-interpreter and its package fell back silently."""
 
 
+class SubinterpLeakWarning(pytest.PytestWarning):
+    """A state leak found with --subinterp-leaks=warn."""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
@@ -105,6 +109,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     reports = _controller(item.config, settings).run_item(item, item_settings)
+    _teardown_outer_stack(item, nextitem, reports[-1])
     for report in reports:
         if report.when == "call" and report.passed:
             _warn_fallbacks(item, report)
@@ -113,12 +118,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return True
 
 
+def _teardown_outer_stack(item: pytest.Item, nextitem: pytest.Item | None, teardown: pytest.TestReport) -> None:
+    """Finalize the main process's fixtures that the next test does not share (as pytest's own
+    teardown phase does); an error there fails this test's teardown, as in plain pytest."""
+    info = pytest.CallInfo.from_call(lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown")
+    if info.excinfo is not None:
+        teardown.outcome = "failed"
+        teardown.longrepr = item._repr_failure_py(info.excinfo, style=item.config.getoption("tbstyle", "auto"))
+
+
 def _warn_fallbacks(item: pytest.Item, report: pytest.TestReport) -> None:
-    for text in getattr(report, "subinterp_warnings", ()):
+    pending = [(SubinterpFallbackWarning, text) for text in getattr(report, "subinterp_warnings", ())]
+    pending += [(SubinterpLeakWarning, text) for text in getattr(report, "subinterp_leak_warnings", ())]
+    for category, text in pending:
         try:
-            warnings.warn_explicit(SubinterpFallbackWarning(text), SubinterpFallbackWarning,
-                                   str(item.path), item.location[1] or 0)
-        except SubinterpFallbackWarning:
+            warnings.warn_explicit(category(text), category, str(item.path), item.location[1] or 0)
+        except category:
             # -W error: the warning is an error, so the test fails with it.
             report.outcome = "failed"
             report.longrepr = text

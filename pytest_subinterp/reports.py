@@ -20,10 +20,12 @@ VERDICT_ORDER = (
     "crashed",
     "hung",
     "import refused",
+    "leaked",
     "left thread",
     "infrastructure",
     "failed",
     "fallback",
+    "leak warning",
     "skipped",
     "passed",
 )
@@ -59,6 +61,9 @@ class Collected:
     properties: list[tuple[str, object]] = field(default_factory=list)
     shape: str = ""  # "2x4x1 isolated", shown in verbose mode
     batteries: list[dict[str, Any]] = field(default_factory=list)  # for the JSON report
+    leak_policy: str = "fail"
+    leak_warnings: list[str] = field(default_factory=list)
+    leak_figures: list[dict[str, Any]] = field(default_factory=list)
     # (module, config) -> (interpreter numbers, CPython's message) of swallowed refusals
     fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
 
@@ -71,6 +76,8 @@ class Collected:
                 found.add("failed" if report.failed else "skipped" if report.skipped else "passed")
         if self.warnings:
             found.add("fallback")
+        if self.leak_warnings:
+            found.add("leak warning")
         for verdict in VERDICT_ORDER:
             if verdict in found:
                 return verdict
@@ -172,9 +179,10 @@ def _combine_phase(
         outcome, longrepr = "passed", None
     if when == "call":
         sections.extend(collected.notes)
-        sections.extend(("subinterp warning", text) for text in collected.warnings)
+        sections.extend(("subinterp warning", text) for text in (*collected.warnings, *collected.leak_warnings))
         extra["subinterp_verdict"] = collected.verdict
         extra["subinterp_warnings"] = list(collected.warnings)
+        extra["subinterp_leak_warnings"] = list(collected.leak_warnings)
         extra["subinterp_shape"] = collected.shape
     return pytest.TestReport(
         nodeid=item.nodeid,
@@ -208,6 +216,7 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
         "outcome": "failed" if any(r.failed for r in (*result, teardown)) else result[-1].outcome,
         "shape": collected.shape,
         "batteries": collected.batteries,
+        "leaks": collected.leak_figures,
     }
     if not setup.passed:
         teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]

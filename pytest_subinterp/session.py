@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import child, crash, messages, quirks, reports
+from pytest_subinterp import child, crash, leaks, messages, quirks, reports
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher
@@ -67,13 +67,23 @@ def _tail(text: str) -> str:
     return text if len(text) <= TAIL_CHARS else "...\n" + text[-TAIL_CHARS:]
 
 
+CONTROL_TEST = "def test_subinterp_control():\n    pass\n"
+CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
+
+
 def inner_args(config: pytest.Config) -> list[str]:
     """The pytest arguments of every inner session, derived from the outer configuration."""
-    args = ["-qq", "--no-header", "--capture=sys", "-o", "addopts=", f"--rootdir={config.rootpath}"]
-    for name in INNER_BLOCKED_PLUGINS:
-        args += ["-p", f"no:{name}"]
+    args = [f"--rootdir={config.rootpath}"]
     if config.inipath is not None:
         args += ["-c", str(config.inipath)]
+    return [*args, *common_inner_args(config)]
+
+
+def common_inner_args(config: pytest.Config) -> list[str]:
+    """Inner arguments shared by the test's sessions and the control's."""
+    args = ["-qq", "--no-header", "--capture=sys", "-o", "addopts="]
+    for name in INNER_BLOCKED_PLUGINS:
+        args += ["-p", f"no:{name}"]
     option = config.option
     if getattr(option, "importmode", None):
         args.append(f"--import-mode={option.importmode}")
@@ -143,6 +153,11 @@ def battery_record(settings: Settings, outcome: BatteryOutcome) -> dict[str, Any
     }
 
 
+def _skip_location(item: pytest.Item, reason: str | None) -> tuple[str, int, str]:
+    """A skip's (path, line, reason) as pytest shows it: 1-based line of the test."""
+    return (str(item.path), (item.location[1] or 0) + 1, reason or "")
+
+
 class BatteryController:
     """Runs batteries for the outer session; one per pytest process (xdist workers included)."""
 
@@ -154,6 +169,13 @@ class BatteryController:
         self.counter = 0
         self.inner_args = inner_args(config)
         self._basetemp: Path | None = None
+        self.warmed: set[str] = set()
+        self.control_dir = self.workdir / "control"
+        self.control_dir.mkdir()
+        (self.control_dir / "test_subinterp_control.py").write_text(CONTROL_TEST)
+        (self.control_dir / "pytest.ini").write_text("[pytest]\n")
+        self.control_args = [f"--rootdir={self.control_dir}", "-c", str(self.control_dir / "pytest.ini"),
+                             *common_inner_args(config), str(self.control_dir / "test_subinterp_control.py")]
 
     def close(self) -> None:
         """Stop the zygote and remove the battery directories."""
@@ -178,15 +200,16 @@ class BatteryController:
         unsupported = self._unsupported(item)
         if unsupported is not None:
             if self.settings.all and item.get_closest_marker("subinterp") is None:
-                return reports.simple_reports(item, "skipped", (str(item.path), item.location[1], unsupported))
+                return reports.simple_reports(item, "skipped", _skip_location(item, unsupported))
             return reports.simple_reports(item, "failed", unsupported)
         configs, reason = configs_to_run(settings)
         if not configs:
-            return reports.simple_reports(item, "skipped", (str(item.path), item.location[1] or 0, reason))
+            return reports.simple_reports(item, "skipped", _skip_location(item, reason))
         helper_error = self.launcher.ensure_started() if hasattr(self.launcher, "ensure_started") else None
         if helper_error:
             return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
         collected = reports.Collected()
+        collected.leak_policy = settings.leaks
         collected.shape = f"{settings.interpreters}x{settings.threads}x{settings.rounds} {'+'.join(configs)}"
         if reason:
             collected.notes.append(("subinterp", reason))
@@ -225,6 +248,13 @@ class BatteryController:
             "args": [*self.inner_args, str(item.path)],
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
             "block_modules": quirks.blocked_modules(config_name),
+            "leaks": settings.leaks != "off",
+        }
+        control_spec = {
+            **spec,
+            "nodeids": [CONTROL_NODEID],
+            "args": self.control_args,
+            "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}-control")),
         }
         request = {
             "dir": str(directory),
@@ -235,9 +265,17 @@ class BatteryController:
             "rounds": settings.rounds,
             "timeout": settings.timeout,
             "spec": spec,
+            "leaks": settings.leaks,
+            "control_spec": control_spec,
         }
+        # With leak checks a child may run the control, the test and a lifetime series, each
+        # under the timeout; a hang of the test is still reported after one timeout.
+        batteries = 1 if settings.leaks == "off" else 2 + 2 * (leaks.SERIES_WARMUP + leaks.SERIES_MEASURED)
+        if settings.leaks != "off" and config_name not in self.warmed:
+            self.launcher.warm_up(request)
+            self.warmed.add(config_name)
         start = time.perf_counter()
-        exit_info = self.launcher.run(request, settings.timeout)
+        exit_info = self.launcher.run(request, settings.timeout * batteries)
         wall = time.perf_counter() - start
         result_text = _read(directory / child.RESULT_FILE)
         result = json.loads(result_text) if result_text else None
@@ -278,6 +316,8 @@ class BatteryController:
         assert result is not None
         for slot in result["interpreters"]:
             self._analyse_interpreter(item, settings, outcome.config, slot, collected)
+        if settings.leaks != "off":
+            self._add_leaks(item, settings, outcome.config, result, collected)
 
     def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None) -> str:
         if where is None or where.interp < 0:
@@ -434,11 +474,49 @@ class BatteryController:
     def _add_leftovers(self, config_name: str, index: int, inner: dict[str, Any],
                        slot: dict[str, Any], collected: reports.Collected) -> None:
         names = inner.get("leftover_threads", ())
+        texts = []
         for name in dict.fromkeys(names):
-            count = names.count(name)
-            collected.synthetic.append(reports.Synthetic("teardown", messages.LEFT_THREAD.format(
-                name=name, count="" if count == 1 else f" ({count} threads)", interp=index + 1,
-                config=config_name), "left thread"))
+            texts.append(messages.LEFT_THREAD.format(name=name, interp=index + 1, config=config_name))
         if slot.get("end_error") and not names:
-            collected.synthetic.append(reports.Synthetic("teardown", messages.NOT_ENDED.format(
-                interp=index + 1, config=config_name, reason=slot["end_error"]), "left thread"))
+            texts.append(messages.NOT_ENDED.format(interp=index + 1, config=config_name, reason=slot["end_error"]))
+        for text in texts:
+            # Threads left behind are a state leak (detector 4): --subinterp-leaks decides.
+            self._apply_leak_policy(collected, "teardown", text, "left thread")
+
+    def _apply_leak_policy(self, collected: reports.Collected, when: str, text: str, verdict: str) -> None:
+        policy = collected.leak_policy
+        if policy == "fail":
+            collected.synthetic.append(reports.Synthetic(when, text, verdict))
+        elif policy == "warn":
+            collected.leak_warnings.append(text)
+
+    def _add_leaks(self, item: pytest.Item, settings: Settings, config_name: str,
+                   result: dict[str, Any], collected: reports.Collected) -> None:
+        """Detectors 1, 2, 3 and 5 (leaks.py); 4 is _add_leftovers."""
+        findings: list[leaks.Finding] = []
+        process = result.get("leaks") or {}
+        # An interpreter left alive (a thread still running) keeps all its memory: that is
+        # reported once, as the thread, not again as memory.
+        all_ended = all(slot["ended"] for slot in result["interpreters"])
+        if all_ended:
+            findings += leaks.lifetime_findings(process.get("series", []), config_name)
+        snapshots, growth = [], None
+        for slot in result["interpreters"]:
+            try:
+                inner = json.loads(slot["entry_output"] or "{}")
+            except ValueError:
+                continue
+            data = inner.get("leaks", {}).get(item.nodeid)
+            if data is None:
+                continue
+            snapshots.append(data.get("snapshot", {}))
+            if data.get("growth") and data.get("control"):
+                growth = (data["growth"], data["control"])
+        findings += leaks.shared_findings(snapshots, config_name)
+        if growth is not None:
+            findings += leaks.per_call_findings(growth[0], growth[1], config_name)
+        for finding in findings:
+            self._apply_leak_policy(collected, "call", finding.message(), "leaked")
+        collected.leak_figures.append({"config": config_name, **{k: v for k, v in process.items() if k != "series"},
+                                       "series": process.get("series", []),
+                                       "findings": [finding.message() for finding in findings]})

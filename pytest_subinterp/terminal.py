@@ -13,10 +13,12 @@ VERDICT_TITLES = {
     "crashed": "crashed",
     "hung": "hung (timeout)",
     "import refused": "import refused by a sub-interpreter",
+    "leaked": "leaked state (memory, references, shared objects, fds)",
     "left thread": "left a thread running",
     "infrastructure": "could not run (pytest-subinterp or CPython error)",
     "failed": "failed in an interpreter/thread",
     "fallback": "passed on a pure-Python fallback (C module refused)",
+    "leak warning": "passed with a leak warning (--subinterp-leaks=warn)",
     "skipped": "skipped",
     "passed": "passed",
 }

@@ -181,9 +181,6 @@ def test_last(resource):
     assert log.read_text() == "main teardown\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: when a module's last test is marked, the main process never tears the "
-                                       "module down (SetupState.teardown_exact is skipped), so the next module's "
-                                       "first test errors with 'previous item was not torn down properly'")
 def test_marked_last_test_of_a_module_lets_the_next_module_run(
     subinterp_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

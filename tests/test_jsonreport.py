@@ -39,7 +39,7 @@ def _check_schema(data: dict) -> None:
     assert data["schema_version"] == 1
     assert isinstance(data["python"], str) and isinstance(data["exitstatus"], int)
     for test in data["tests"]:
-        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries"}
+        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries", "leaks"}
         for battery in test["batteries"]:
             assert set(battery) == BATTERY_KEYS
             for call in battery["calls"]:
