@@ -169,7 +169,6 @@ class BatteryController:
         self.counter = 0
         self.inner_args = inner_args(config)
         self._basetemp: Path | None = None
-        self.warmed: set[str] = set()
         self.control_dir = self.workdir / "control"
         self.control_dir.mkdir()
         (self.control_dir / "test_subinterp_control.py").write_text(CONTROL_TEST)
@@ -270,10 +269,7 @@ class BatteryController:
         }
         # With leak checks a child may run the control, the test and a lifetime series, each
         # under the timeout; a hang of the test is still reported after one timeout.
-        batteries = 1 if settings.leaks == "off" else 2 + 2 * (leaks.SERIES_WARMUP + leaks.SERIES_MEASURED)
-        if settings.leaks != "off" and config_name not in self.warmed:
-            self.launcher.warm_up(request)
-            self.warmed.add(config_name)
+        batteries = 1 if settings.leaks == "off" else 3 + 2 * (leaks.SERIES_WARMUP + leaks.SERIES_MEASURED)
         start = time.perf_counter()
         exit_info = self.launcher.run(request, settings.timeout * batteries)
         wall = time.perf_counter() - start

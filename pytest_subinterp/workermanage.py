@@ -138,19 +138,6 @@ class Zygote:
             self.close()
             return ChildExit(None, infrastructure_error=f"the pytest-subinterp zygote failed: {exc}")
 
-    def warm_up(self, request: dict[str, Any]) -> None:
-        """Have the zygote pay a config's one-time costs before forking (leak baselines)."""
-        if self.ensure_started() is not None:
-            return
-        assert self.proc is not None and self.proc.stdin is not None and self.reader is not None
-        self.next_id += 1
-        try:
-            self.proc.stdin.write((json.dumps({"id": self.next_id, "cmd": "warm-up", "request": request}) + "\n").encode())
-            self.proc.stdin.flush()
-            self.reader.read(time.monotonic() + float(request["timeout"]) + HARD_DEADLINE_GRACE_S)
-        except (EOFError, OSError, ValueError):
-            self.close()  # restarted on the next battery; its children warm up themselves
-
     def close(self) -> None:
         """Stop the zygote."""
         if self.proc is None:
@@ -201,9 +188,6 @@ class Spawner:
         code = proc.returncode
         status = (-code) if code < 0 else (code << 8)  # the os.waitpid encoding
         return ChildExit(status, killed_after_deadline=killed)
-
-    def warm_up(self, request: dict[str, Any]) -> None:
-        """Spawned children warm up themselves."""
 
     def close(self) -> None:
         """Nothing to stop."""

@@ -38,14 +38,6 @@ def serve(inp: Any, out: Any) -> None:
         message = json.loads(line)
         if message.get("cmd") == "exit":
             return
-        if message.get("cmd") == "warm-up":
-            # In this process, so that every child inherits the paid one-time costs.
-            try:
-                child.warm_up(message["request"])
-                _send(out, {"id": message["id"], "warmed": True})
-            except Exception as exc:  # noqa: BLE001 - children then warm up themselves
-                _send(out, {"id": message["id"], "warmed": False, "error": repr(exc)})
-            continue
         pid = os.fork()
         if pid == 0:
             child.main_after_fork(message["request"])
