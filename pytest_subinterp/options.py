@@ -298,7 +298,7 @@ def _read_ini(config: pytest.Config, option: _Option) -> object:
     """Return the ini value; if pytest cannot coerce it (e.g. a native TOML int), return the raw value."""
     try:
         return config.getini(option.ini)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, pytest.UsageError) as error:  # pytest 9.2 raises UsageError
         raw = _raw_ini(config, option.ini)
         if raw is not _MISSING:
             return raw
@@ -311,10 +311,14 @@ def _read_ini(config: pytest.Config, option: _Option) -> object:
 
 def _raw_ini(config: pytest.Config, name: str) -> object:
     """Return the uncoerced value of ini key name, or _MISSING if this pytest does not expose it."""
-    try:
-        return config.inicfg[name]
-    except (AttributeError, KeyError, TypeError):
-        return _MISSING
+    for attribute in ("_inicfg", "inicfg"):  # pytest 9.2: ConfigValue objects in _inicfg; inicfg deprecated
+        table = getattr(config, attribute, None)
+        try:
+            value = table[name]  # type: ignore[index]
+        except (KeyError, TypeError):
+            continue
+        return getattr(value, "value", value)
+    return _MISSING
 
 
 def _is_unset(value: object) -> bool:
