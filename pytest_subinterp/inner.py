@@ -69,6 +69,8 @@ class InnerPlugin:
         self.calls: dict[str, list[dict[str, Any]]] = {}
         self.where: dict[str, dict[str, Any]] = {}
         self.leaks: dict[str, dict[str, Any]] = {}
+        self.item_refusals: dict[str, list[dict[str, Any]]] = {}
+        self.collection_refusals: list[dict[str, Any]] | None = None  # before the first test
         self.arrived = False
         self.leak_checked = False
 
@@ -138,6 +140,26 @@ class InnerPlugin:
         self._raise_outcome(pyfuncitem, records, outcomes)
         return True
 
+    def item_result(self, nodeid: str) -> dict[str, Any]:
+        """What the controller needs of one test, in the shape of run()'s output."""
+        return {
+            "reports": [r for r in self.reports if r.get("nodeid") == nodeid],
+            "where": {nodeid: self.where[nodeid]} if nodeid in self.where else {},
+            "calls": {nodeid: self.calls[nodeid]} if nodeid in self.calls else {},
+            "leaks": {nodeid: self.leaks[nodeid]} if nodeid in self.leaks else {},
+            "item_refusals": {nodeid: self.item_refusals.get(nodeid, [])},
+        }
+
+    def write_item_result(self, nodeid: str) -> None:
+        """Append one finished test's results to this interpreter's JSON-lines file, so that a
+        crash later in the battery (module scope) loses nothing of the tests that finished."""
+        directory = self.spec.get("progress_dir")
+        if not directory:
+            return
+        line = json.dumps({"nodeid": nodeid, **self.item_result(nodeid)}, default=repr)
+        with open(f"{directory}/inner-{self.spec['config']}-{self.index}.jsonl", "a") as stream:
+            stream.write(line + "\n")
+
     def check_leaks(self, nodeid: str, call_once: Any) -> None:
         """Leak detectors that need every interpreter alive: between two barriers, each
         interpreter snapshots its extension objects; interpreter 1 also measures per-call growth
@@ -195,6 +217,10 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
         def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Any:
             plugin.arrived = False
             plugin.leak_checked = False
+            refusals_before = len(plugin.recorder.refusals)
+            if plugin.collection_refusals is None:
+                plugin.collection_refusals = list(plugin.recorder.refusals)
+            _helper().breadcrumb(f"item {item.nodeid}")
             try:
                 return (yield)
             finally:
@@ -204,6 +230,8 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
                     _helper().call_point(None)
                 if plugin.spec.get("leaks") and not plugin.leak_checked:
                     plugin.check_leaks(item.nodeid, None)  # keep the barriers in step
+                plugin.item_refusals[item.nodeid] = plugin.recorder.refusals[refusals_before:]
+                plugin.write_item_result(item.nodeid)
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_pyfunc_call(self, pyfuncitem: Any) -> Any:
@@ -286,6 +314,9 @@ def run(spec_json: str, index: int) -> str:
         where=plugin.where,
         leaks=plugin.leaks,
         refusals=recorder.refusals,
+        item_refusals=plugin.item_refusals,
+        collection_refusals=plugin.collection_refusals if plugin.collection_refusals is not None
+        else recorder.refusals,
         leftover_threads=leftover_threads(),
     )
     return json.dumps(output, default=repr)

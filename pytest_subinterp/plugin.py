@@ -108,7 +108,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     item_settings = _item_settings(item, settings)
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    reports = _controller(item.config, settings).run_item(item, item_settings)
+    controller = _controller(item.config, settings)
+    reports = controller.module_results.pop(item.nodeid, None)
+    if reports is None:
+        group = _module_group(item, settings, item_settings)
+        results = controller.run_group(group, item_settings)
+        reports = results.pop(item.nodeid)
+        controller.module_results.update(results)  # reported when pytest reaches each test
     _teardown_outer_stack(item, nextitem, reports[-1])
     for report in reports:
         if report.when == "call" and report.passed:
@@ -116,6 +122,28 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _module_group(item: pytest.Item, settings: options.Settings,
+                  item_settings: options.Settings) -> list[pytest.Item]:
+    """The test and, with scope 'module', the tests after it in the same module that share its
+    settings: they run in one set of fresh interpreters."""
+    if item_settings.scope != "module":
+        return [item]
+    items = item.session.items
+    try:
+        start = items.index(item)
+    except ValueError:
+        return [item]
+    module = item.getparent(pytest.Module)
+    group = [item]
+    for other in items[start + 1:]:
+        if other.getparent(pytest.Module) is not module or not _wants_battery(other, settings):
+            break
+        if _item_settings(other, settings) != item_settings:
+            break
+        group.append(other)
+    return group
 
 
 def _teardown_outer_stack(item: pytest.Item, nextitem: pytest.Item | None, teardown: pytest.TestReport) -> None:

@@ -54,6 +54,26 @@ class BatteryOutcome:
     stderr: str
     child_error: str | None
     wall_s: float
+    item_lines: dict[int, list[dict[str, Any]]]  # per interpreter: results of finished tests
+
+    @property
+    def died(self) -> bool:
+        """Whether the child crashed, hung or could not run (no complete result)."""
+        if self.exit.infrastructure_error or self.result is None or self.result.get("hung"):
+            return True
+        return self.exit.signal is not None or (self.exit.exit_code or 0) != 0
+
+    def finished_items(self, nodeids: list[str]) -> list[str]:
+        """The leading tests whose results every interpreter wrote before the child died."""
+        if not self.item_lines:
+            return []
+        done = [{line["nodeid"] for line in lines} for lines in self.item_lines.values()]
+        finished = []
+        for nodeid in nodeids:
+            if not all(nodeid in seen for seen in done):
+                break
+            finished.append(nodeid)
+        return finished
 
 
 def _read(path: Path) -> str:
@@ -61,6 +81,21 @@ def _read(path: Path) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[str, Any]]]:
+    """Per interpreter, the results the inner sessions wrote test by test (inner.py)."""
+    lines: dict[int, list[dict[str, Any]]] = {}
+    for path in directory.glob(f"inner-{config_name}-*.jsonl"):
+        index = int(path.stem.rsplit("-", 1)[1])
+        entries = []
+        for line in _read(path).splitlines():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                break  # the child died while writing this line
+        lines[index] = entries
+    return lines
 
 
 def _tail(text: str) -> str:
@@ -118,8 +153,12 @@ def _outer_plugin_modules(config: pytest.Config) -> list[str]:
     return modules
 
 
-def battery_record(settings: Settings, outcome: BatteryOutcome) -> dict[str, Any]:
-    """One battery as the JSON report shows it (see docs/json-report.md)."""
+CALL_STATUS = ("passed", "failed", "not run", "error")  # _subinterp.CALL_PASSED, ...
+
+
+def battery_record(settings: Settings, outcome: BatteryOutcome, generation: int | None = None) -> dict[str, Any]:
+    """One battery as the JSON report shows it (see docs/json-report.md); `generation`: the
+    test's position in a module-scope battery, to keep only its calls."""
     result = outcome.result or {}
     progress = crash.parse_progress(outcome.progress)
     culprit = progress.culprit if (outcome.exit.signal or outcome.exit.exit_code or not result) else None
@@ -135,6 +174,8 @@ def battery_record(settings: Settings, outcome: BatteryOutcome) -> dict[str, Any
             "exit_code": outcome.exit.exit_code,
             "killed_after_deadline": outcome.exit.killed_after_deadline,
             "infrastructure_error": outcome.exit.infrastructure_error,
+            "max_rss_kb": outcome.exit.max_rss_kb,
+            "zygote_rss_kb": outcome.exit.zygote_rss_kb,
         },
         "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline,
         "crash_phase": culprit.user_phase if culprit else None,
@@ -147,8 +188,9 @@ def battery_record(settings: Settings, outcome: BatteryOutcome) -> dict[str, Any
         ],
         "calls": [
             {"interpreter": c["interpreter"], "thread": c["thread"], "round": c["round"],
-             "status": ("passed", "failed", "not run", "error")[c["status"]], "seconds": round(c["seconds"], 6)}
+             "status": CALL_STATUS[c["status"]], "seconds": round(c["seconds"], 6)}
             for c in result.get("calls", ())
+            if generation is None or c["generation"] == generation
         ],
     }
 
@@ -169,6 +211,8 @@ class BatteryController:
         self.counter = 0
         self.inner_args = inner_args(config)
         self._basetemp: Path | None = None
+        # Reports of tests already run with an earlier test of their module (module scope).
+        self.module_results: dict[str, list[pytest.TestReport]] = {}
         self.control_dir = self.workdir / "control"
         self.control_dir.mkdir()
         (self.control_dir / "test_subinterp_control.py").write_text(CONTROL_TEST)
@@ -196,6 +240,48 @@ class BatteryController:
     # -- running ----------------------------------------------------------------------------
     def run_item(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport]:
         """Run the batteries of one test; returns its reports (exactly one per phase)."""
+        return self.run_group([item], settings)[item.nodeid]
+
+    def run_group(self, items: list[pytest.Item], settings: Settings) -> dict[str, list[pytest.TestReport]]:
+        """Run tests of one module that share fresh interpreters (one test unless
+        --subinterp-scope=module); returns each test's reports (exactly one per phase)."""
+        results: dict[str, list[pytest.TestReport]] = {}
+        runnable = []
+        for item in items:
+            early = self._early_reports(item, settings)
+            if early is not None:
+                results[item.nodeid] = early
+            else:
+                runnable.append(item)
+        if not runnable:
+            return results
+        configs, reason = configs_to_run(settings)
+        collected = {item.nodeid: reports.Collected() for item in runnable}
+        for entry in collected.values():
+            entry.leak_policy = settings.leaks
+            entry.shape = f"{settings.interpreters}x{settings.threads}x{settings.rounds} {'+'.join(configs)}"
+            if settings.scope == "module" and len(runnable) > 1:
+                entry.shape += f", module scope ({len(runnable)} tests)"
+            if reason:
+                entry.notes.append(("subinterp", reason))
+        for config_name in configs:
+            self._run_config(runnable, settings, config_name, collected)
+        where = {"n_interps": settings.interpreters, "n_threads": settings.threads, "n_rounds": settings.rounds}
+        for item in runnable:
+            entry = collected[item.nodeid]
+            self._report_fallbacks(entry)
+            entry.properties += [
+                ("subinterp_configs", ",".join(configs)),
+                ("subinterp_interpreters", settings.interpreters),
+                ("subinterp_threads", settings.threads),
+                ("subinterp_rounds", settings.rounds),
+                ("subinterp_verdict", entry.verdict),
+            ]
+            results[item.nodeid] = reports.build_reports(item, entry, where)
+        return results
+
+    def _early_reports(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport] | None:
+        """Reports for a test that needs no battery (skipped or unrunnable), else None."""
         unsupported = self._unsupported(item)
         if unsupported is not None:
             if self.settings.all and item.get_closest_marker("subinterp") is None:
@@ -204,27 +290,30 @@ class BatteryController:
         configs, reason = configs_to_run(settings)
         if not configs:
             return reports.simple_reports(item, "skipped", _skip_location(item, reason))
-        helper_error = self.launcher.ensure_started() if hasattr(self.launcher, "ensure_started") else None
+        helper_error = self.launcher.ensure_started()
         if helper_error:
             return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
-        collected = reports.Collected()
-        collected.leak_policy = settings.leaks
-        collected.shape = f"{settings.interpreters}x{settings.threads}x{settings.rounds} {'+'.join(configs)}"
-        if reason:
-            collected.notes.append(("subinterp", reason))
-        for config_name in configs:
-            outcome = self._run_battery(item, settings, config_name)
-            self._analyse(item, settings, outcome, collected)
-        self._report_fallbacks(collected)
-        collected.properties += [
-            ("subinterp_configs", ",".join(configs)),
-            ("subinterp_interpreters", settings.interpreters),
-            ("subinterp_threads", settings.threads),
-            ("subinterp_rounds", settings.rounds),
-            ("subinterp_verdict", collected.verdict),
-        ]
-        where = {"n_interps": settings.interpreters, "n_threads": settings.threads, "n_rounds": settings.rounds}
-        return reports.build_reports(item, collected, where)
+        return None
+
+    def _run_config(self, items: list[pytest.Item], settings: Settings, config_name: str,
+                    collected: dict[str, reports.Collected]) -> None:
+        """Batteries of one config until every test has a result: after a crash or hang, the
+        tests that finished keep their results, the running one gets the crash, and the rest
+        run again in a new child."""
+        pending = list(items)
+        while pending:
+            outcome = self._run_battery(pending, settings, config_name)
+            if not outcome.died:
+                for position, item in enumerate(pending):
+                    self._analyse(item, settings, outcome, collected[item.nodeid],
+                                  last=item is pending[-1], generation=position + 1)
+                return
+            finished = outcome.finished_items([item.nodeid for item in pending])
+            for position, item in enumerate(pending[:len(finished)]):
+                self._analyse_finished(item, settings, outcome, collected[item.nodeid], position + 1)
+            culprit = pending[min(len(finished), len(pending) - 1)]
+            self._analyse(culprit, settings, outcome, collected[culprit.nodeid], last=True, generation=None)
+            pending = pending[len(finished) + 1:]
 
     @staticmethod
     def _unsupported(item: pytest.Item) -> str | None:
@@ -237,14 +326,15 @@ class BatteryController:
             return messages.ASYNC_UNSUPPORTED.format(nodeid=item.nodeid)
         return None
 
-    def _run_battery(self, item: pytest.Item, settings: Settings, config_name: str) -> BatteryOutcome:
+    def _run_battery(self, items: list[pytest.Item], settings: Settings, config_name: str) -> BatteryOutcome:
         self.counter += 1
         directory = self.workdir / f"battery-{self.counter}"
         directory.mkdir()
         spec = {
             "config": config_name,
-            "nodeids": [item.nodeid],
-            "args": [*self.inner_args, str(item.path)],
+            "nodeids": [item.nodeid for item in items],
+            "args": [*self.inner_args, *dict.fromkeys(str(item.path) for item in items)],
+            "progress_dir": str(directory),
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
             "block_modules": quirks.blocked_modules(config_name),
             "leaks": settings.leaks != "off",
@@ -284,14 +374,35 @@ class BatteryController:
             stderr=_read(directory / child.STDERR_FILE),
             child_error=_read(directory / child.ERROR_FILE) or None,
             wall_s=wall,
+            item_lines=_read_item_lines(directory, config_name),
         )
         shutil.rmtree(directory, ignore_errors=True)
         return outcome
 
     # -- analysis ---------------------------------------------------------------------------
+    def _analyse_finished(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
+                          collected: reports.Collected, generation: int) -> None:
+        """A test that finished in every interpreter before its battery's child died later."""
+        record = battery_record(settings, outcome, generation)
+        collected.batteries.append(record)
+        slots = []
+        for index, lines in sorted(outcome.item_lines.items()):
+            line = next(entry for entry in lines if entry["nodeid"] == item.nodeid)
+            record["calls"] += [
+                {"interpreter": c["interpreter"], "thread": c["thread"], "round": c["round"],
+                 "status": CALL_STATUS[c["status"]], "seconds": round(c["seconds"], 6)}
+                for c in line.get("calls", {}).get(item.nodeid, ())
+            ]
+            slots.append({"index": index, "create_error": None, "entry_error": None, "end_error": None,
+                          "ended": True, "entry_output": json.dumps(line)})
+        for slot in slots:
+            self._analyse_interpreter(item, settings, outcome.config, slot, collected, last=False)
+        if settings.leaks != "off":
+            self._add_leaks(item, settings, outcome.config, {"interpreters": slots}, collected)
+
     def _analyse(self, item: pytest.Item, settings: Settings, outcome: BatteryOutcome,
-                 collected: reports.Collected) -> None:
-        collected.batteries.append(battery_record(settings, outcome))
+                 collected: reports.Collected, last: bool = True, generation: int | None = None) -> None:
+        collected.batteries.append(battery_record(settings, outcome, generation))
         collected.notes.append(
             ("subinterp battery", f"{settings.interpreters}x{settings.threads}x{settings.rounds} "
                                   f"{outcome.config}: {outcome.wall_s * 1000:.0f} ms")
@@ -311,9 +422,10 @@ class BatteryController:
             return
         assert result is not None
         for slot in result["interpreters"]:
-            self._analyse_interpreter(item, settings, outcome.config, slot, collected)
+            self._analyse_interpreter(item, settings, outcome.config, slot, collected, last)
         if settings.leaks != "off":
-            self._add_leaks(item, settings, outcome.config, result, collected)
+            self._add_leaks(item, settings, outcome.config, result if last else {"interpreters": result["interpreters"]},
+                            collected)
 
     def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None) -> str:
         if where is None or where.interp < 0:
@@ -382,7 +494,7 @@ class BatteryController:
                                                      "hung", sections))
 
     def _analyse_interpreter(self, item: pytest.Item, settings: Settings, config_name: str,
-                             slot: dict[str, Any], collected: reports.Collected) -> None:
+                             slot: dict[str, Any], collected: reports.Collected, last: bool = True) -> None:
         index = slot["index"]
         label = f"{config_name} interpreter {index + 1}/{settings.interpreters}"
         if slot["create_error"]:
@@ -410,8 +522,9 @@ class BatteryController:
             entry.where = {**where, "config": config_name, "interp": where["interpreter"]}
         if entry.reports:
             collected.interpreters.append(entry)
-        self._add_fallbacks(config_name, index, inner, entry, collected)
-        self._add_leftovers(config_name, index, inner, slot, collected)
+        self._add_fallbacks(item, config_name, index, inner, entry, collected)
+        if last:  # threads are checked when the session, and so the last test, is over
+            self._add_leftovers(config_name, index, inner, slot, collected)
 
     def _add_collect_errors(self, item: pytest.Item, config_name: str, index: int,
                             inner: dict[str, Any], collected: reports.Collected) -> None:
@@ -435,11 +548,12 @@ class BatteryController:
             collected.synthetic.append(reports.Synthetic("setup", messages.NOT_COLLECTED.format(
                 nodeid=item.nodeid, config=config_name, interp=index + 1), "infrastructure"))
 
-    def _add_fallbacks(self, config_name: str, index: int, inner: dict[str, Any],
+    def _add_fallbacks(self, item: pytest.Item, config_name: str, index: int, inner: dict[str, Any],
                        entry: reports.InterpreterReports, collected: reports.Collected) -> None:
         if inner.get("collect_errors"):
             return  # the refusal is already the reported failure
-        for refusal in inner.get("refusals", ()):
+        refusals = [*inner.get("collection_refusals", ()), *inner.get("item_refusals", {}).get(item.nodeid, ())]
+        for refusal in refusals:
             if reports.is_stdlib_path(refusal.get("path")):
                 continue
             call = entry.reports.get("call")

@@ -30,6 +30,8 @@ class ChildExit:
     status: int | None  # os.waitpid status; None when unknown
     killed_after_deadline: bool = False
     infrastructure_error: str | None = None
+    max_rss_kb: int | None = None  # the child's peak RSS
+    zygote_rss_kb: int | None = None
 
     @property
     def signal(self) -> int | None:
@@ -130,7 +132,8 @@ class Zygote:
             deadline = time.monotonic() + timeout + HARD_DEADLINE_GRACE_S
             finished = self.reader.read(deadline)
             if finished is not None:
-                return ChildExit(finished["status"])
+                return ChildExit(finished["status"], max_rss_kb=finished.get("max_rss_kb"),
+                                 zygote_rss_kb=finished.get("zygote_rss_kb"))
             _kill_child(pid)
             finished = self.reader.read(time.monotonic() + 30)
             return ChildExit(finished["status"] if finished else None, killed_after_deadline=True)
