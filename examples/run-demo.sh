@@ -15,7 +15,12 @@ cd "$ROOT/examples"
 echo "=== 1. The demo's tests as plain pytest runs them: all pass (the defects do not show)"
 "$venv/bin/python" -m pytest -p no:cacheprovider -p no:subinterp -q tests
 echo
-echo "=== 2. The same tests in sub-interpreters (2 interpreters x 4 threads, isolated and legacy)"
+echo "=== 2. Without any test: can each C module be loaded in sub-interpreters at all?"
+"$venv/bin/python" -m pytest_subinterp check subinterp_demo._good subinterp_demo._single_phase \
+    subinterp_demo._static_state subinterp_demo._crash_on_end subinterp_demo._gilstate \
+    subinterp_demo._fallback
+echo
+echo "=== 3. The demo's tests in sub-interpreters (2 interpreters x 4 threads, isolated and legacy)"
 "$venv/bin/python" -m pytest -p no:cacheprovider -v --subinterp-config=both -W default tests
 code=$?
 echo

@@ -91,3 +91,19 @@ def test_report_written_after_interruption(pytester: pytest.Pytester) -> None:
     _check_schema(data)
     assert data["interrupted"] is True
     assert [t["nodeid"].split("::")[-1] for t in data["tests"]] == ["test_first"]
+
+
+def test_verdict_summary_counts(pytester: pytest.Pytester) -> None:
+    """The 'subinterp verdicts' section counts marked tests by verdict and names the bad ones."""
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=off")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*= subinterp verdicts =*",
+        "crashed: 1",
+        "    *::test_crashes",
+        "failed in an interpreter/thread: 1",
+        "    *::test_fails",
+        "passed: 1",
+    ])
+    result.stdout.no_fnmatch_line("*test_plain*")  # unmarked tests have no verdict
