@@ -1369,11 +1369,13 @@ subinterp_is_single_phase(PyObject *module, PyObject *candidate)
         Py_RETURN_FALSE;
     }
     /* Multi-phase modules come from PyModuleDef_Init with Py_mod_* slots; single-phase ones
-       (PyModule_Create) have none.  A def without any slot is rare enough to ignore. */
+       (PyModule_Create) have none.  A def without any slot is rare enough to ignore.  The copy
+       of a single-phase module that CPython makes for a later legacy interpreter (m_copy) has
+       no def at all.  Callers pass extension modules only: Python modules have no def either. */
     PyModuleDef *def = PyModule_GetDef(candidate);
     if (def == NULL) {
         PyErr_Clear();
-        Py_RETURN_FALSE;
+        Py_RETURN_TRUE;
     }
     return PyBool_FromLong(def->m_slots == NULL);
 }
@@ -1460,7 +1462,8 @@ static PyMethodDef subinterp_methods[] = {
     {"breadcrumb", subinterp_breadcrumb_py, METH_VARARGS,
      "breadcrumb(text): write one line to the battery's progress file."},
     {"is_single_phase", subinterp_is_single_phase, METH_O,
-     "is_single_phase(module) -> bool: True for an extension module made by PyModule_Create."},
+     "is_single_phase(module) -> bool: True for an extension module made by PyModule_Create\n"
+     "(or CPython's copy of one); pass extension modules only."},
     {"module_slots", subinterp_module_slots, METH_O,
      "module_slots(module) -> dict | None: multi_phase, Py_mod_multiple_interpreters and "
      "Py_mod_gil slot values, METH_NOARGS function names of the module's PyModuleDef."},

@@ -8,6 +8,8 @@ positive on a correct module, on pure-Python tests, or on tests that allocate an
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import HAS_ISOLATED
 
@@ -155,3 +157,21 @@ def test_no_false_positive(subinterp_pytester: pytest.Pytester, run: int) -> Non
     result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=fail")
     result.assert_outcomes(passed=6)
     result.stdout.no_fnmatch_line("*state leak*")
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 12),
+                    reason="CPython 3.12.1 crashes ending two legacy interpreters that share a single-phase module")
+def test_gh_single_phase_copy_in_legacy_is_not_a_shared_object(subinterp_pytester: pytest.Pytester) -> None:
+    """Regression: CPython's m_copy of a single-phase module in a later legacy interpreter has no
+    PyModuleDef; it is still single-phase, whose attributes are shared by design."""
+    subinterp_pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.subinterp(config="legacy")
+        def test_single_phase():
+            import single_phase_ext
+            assert single_phase_ext.add(1, 2) == 3
+    """)
+    result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*state leak (shared)*")
