@@ -38,6 +38,12 @@ INNER_BLOCKED_PLUGINS = (
     "forked",
     "timeout",
     "run-parallel",
+    # Not usable inside an interpreter, and each costs start-up time (debugging imports pdb):
+    "debugging",
+    "doctest",
+    "stepwise",
+    "setuponly",
+    "setupplan",
 )
 
 
