@@ -7,6 +7,7 @@ the child's exit status) into a ``reports.Collected`` for each test it ran.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,9 +263,14 @@ class Analyser:
                        if quirks.is_subinterpreter_refusal(r["message"]) and not reports.is_stdlib_path(r.get("path"))]
             refused.sort(key=lambda r: r["message"] not in text)
             if refused or quirks.is_subinterpreter_refusal(text):
-                module = refused[0]["module"] if refused else "?"
-                reason = refused[0]["message"] if refused else text
-                headline = reports.refusal_message(module, config_name, reason)
+                if refused:
+                    headline = reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
+                else:
+                    # Only CPython's own modules were refused (e.g. _tracemalloc on 3.13.0,
+                    # _ctypes on 3.12): not the project's fault.
+                    headline = messages.STDLIB_REFUSED.format(
+                        module=quirks.refused_module_name(text) or "a standard library module",
+                        config=config_name, version=".".join(map(str, sys.version_info[:3])))
                 collected.synthetic.append(reports.Synthetic(
                     "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
             else:
@@ -282,12 +288,14 @@ class Analyser:
         for refusal in refusals:
             if reports.is_stdlib_path(refusal.get("path")):
                 continue
-            call = entry.reports.get("call")
-            if call is not None and call.failed:
-                # The refusal reached the test: say what it means and how to fix it, once.
+            failed_phase = next((when for when in ("setup", "call") if when in entry.reports
+                                 and entry.reports[when].failed), None)
+            if failed_phase is not None:
+                # The refusal reached the test (in its body or a fixture): say what it means
+                # and how to fix it, once.
                 headline = reports.refusal_message(refusal["module"], config_name, refusal["message"])
                 if all(s.text != headline for s in collected.synthetic):
-                    collected.synthetic.append(reports.Synthetic("call", headline, "import refused"))
+                    collected.synthetic.append(reports.Synthetic(failed_phase, headline, "import refused"))
                 continue
             key = (refusal["module"], config_name)
             interps, _ = collected.fallbacks.get(key, ([], ""))

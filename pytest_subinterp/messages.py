@@ -50,6 +50,11 @@ REFUSAL_FIX_ONE_PER_PROCESS = (
     "this module can only be loaded into one interpreter per process (Cython, PyO3 and others); "
     "it cannot support sub-interpreters until its generator does"
 )
+STDLIB_REFUSED = (
+    "CPython's own module '{module}' is refused by {config} sub-interpreters on Python {version} "
+    "(a limit of CPython, not of the project under test); the test needs it: mark it "
+    "config=\"legacy\" or skip it in sub-interpreters"
+)
 FALLBACK_USED = (
     "extension module '{module}' was refused in {config} interpreter{interp} ({message}) and the "
     "package caught the ImportError: its C code was not exercised there, the test ran its "

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 _BLOCKED: dict[tuple[int, int, str], tuple[str, ...]] = {
     # 3.12.1: after one isolated interpreter refused these, importing them in the next one can
     # abort the process ("double free or corruption"); _hashlib aborts it at exit.
-    (3, 12, "isolated"): ("_datetime", "_decimal", "_hashlib"),
+    (3, 12, "isolated"): ("_datetime", "_decimal", "_hashlib", "readline"),
+    # readline is refused by every isolated interpreter anyway, but on 3.12.1 it runs its
+    # (not thread-safe) initialisation first: two interpreters set up in parallel crashed
+    # (SIGSEGV/SIGABRT in the import phase, 7 of ~600 whole-suite tests).
+    (3, 13, "isolated"): ("readline",),
 }
 
 
@@ -58,6 +62,15 @@ _SUBINTERP_REFUSAL = re.compile(
     r"|cannot load module more than once per process"
     r"|do not yet support subinterpreters"
 )
+
+
+_REFUSED_NAME = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+
+def refused_module_name(message: str) -> str | None:
+    """The module named in CPython's refusal message, if any."""
+    match = _REFUSED_NAME.search(message)
+    return match.group(1) if match else None
 
 
 def is_subinterpreter_refusal(message: str) -> bool:

@@ -303,3 +303,47 @@ def test_stdlib_refusals_are_not_fallbacks(subinterp_pytester: pytest.Pytester) 
     result = subinterp_pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
     no_alarm(result)
+
+
+@needs_isolated
+def test_gh_refusal_in_a_fixture_is_import_refused(subinterp_pytester: pytest.Pytester) -> None:
+    """Regression (pyrsistent's whole-suite run): a refusal raised while a fixture imports the
+    module is the 'import refused' verdict with the fix, as in the test body."""
+    subinterp_pytester.makepyfile("""
+        import pytest
+
+        @pytest.fixture
+        def ext():
+            import single_phase_ext
+            return single_phase_ext
+
+        @pytest.mark.subinterp(config="isolated")
+        def test_uses_fixture(ext):
+            assert ext.add(1, 2) == 3
+    """)
+    result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=off")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*module 'single_phase_ext' cannot be imported in an isolated sub-interpreter*",
+        "import refused by a sub-interpreter: 1",
+    ])
+
+
+@needs_isolated
+def test_gh_stdlib_refusal_is_not_blamed_on_the_project(pytester: pytest.Pytester) -> None:
+    """Regression (msgpack's whole-suite run): a CPython module refused by isolated interpreters
+    at collection time is named as CPython's limit, never as the project's module '?'."""
+    stdlib = "_tracemalloc" if sys.version_info >= (3, 13) else "_ctypes"
+    pytester.makepyfile(f"""
+        import pytest
+        import {stdlib}
+
+        @pytest.mark.subinterp(config="isolated", interpreters=1, threads=1)
+        def test_needs_stdlib():
+            pass
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=off")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*CPython's own module '{stdlib}' is refused by isolated sub-interpreters*"])
+    result.stdout.no_fnmatch_line("*module '?'*")
+    result.stdout.no_fnmatch_line("*port it to multi-phase init*")

@@ -44,9 +44,10 @@ def test_phase_end_maps_to_teardown():
 
 
 def test_blocked_modules_only_for_312_isolated():
-    assert quirks.blocked_modules("isolated", (3, 12)) == ["_datetime", "_decimal", "_hashlib"]
+    assert quirks.blocked_modules("isolated", (3, 12)) == ["_datetime", "_decimal", "_hashlib", "readline"]
     assert quirks.blocked_modules("legacy", (3, 12)) == []
-    assert quirks.blocked_modules("isolated", (3, 13)) == []
+    assert quirks.blocked_modules("isolated", (3, 13)) == ["readline"]
+    assert quirks.blocked_modules("legacy", (3, 13)) == []
 
 
 def test_known_defect_single_phase_legacy_3121():
@@ -79,3 +80,8 @@ def test_stdlib_paths_are_not_extensions():
     assert reports.is_stdlib_path(os.path.join(stdlib, "lib-dynload", "_ctypes.so"))
     assert not reports.is_stdlib_path(os.path.join(stdlib, "site-packages", "pkg", "_c.so"))
     assert not reports.is_stdlib_path("/home/me/project/pkg/_c.so")
+
+
+def test_refused_module_name():
+    assert quirks.refused_module_name("ImportError: module _tracemalloc does not support loading in subinterpreters") == "_tracemalloc"
+    assert quirks.refused_module_name("No module named 'x'") is None
