@@ -6,7 +6,7 @@ All numbers come from one run on one Python; ratios are what matters.
 (a) floor: the C helper alone, in a fresh child process per battery: create K interpreters
     (in parallel where the config allows), import pytest in each, T threads call a trivial body,
     end them.  (b) battery: one marked trivial test through pytest (controller wall time per
-    battery, as the plugin reports it).  (c) 200 unmarked tests with the plugin on vs -p no:subinterp.
+    battery, as the plugin reports it), without and with leak checks.  (c) 200 unmarked tests with the plugin on vs -p no:subinterp.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def measure_floor(config: str, k: int, t: int, n: int) -> list[float]:
     return out
 
 
-def measure_batteries(config: str, k: int, t: int, n: int) -> list[float]:
+def measure_batteries(config: str, k: int, t: int, n: int, leaks: str = "off") -> list[float]:
     """Controller wall seconds per battery for n marked trivial tests in one session."""
     with tempfile.TemporaryDirectory() as tmp:
         body = "\n".join(
@@ -61,7 +61,8 @@ def measure_batteries(config: str, k: int, t: int, n: int) -> list[float]:
         )
         Path(tmp, "test_marked.py").write_text("import pytest\n\n" + body)
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "test_marked.py"],
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", f"--subinterp-leaks={leaks}",
+             "test_marked.py"],
             cwd=tmp, capture_output=True, text=True,
         )
         times = [float(m) / 1000 for m in re.findall(rf"{k}x{t}x1 {config}: (\d+) ms", proc.stdout)]
@@ -100,11 +101,14 @@ def main() -> None:
         for k, t in ((2, 4), (1, 1)):
             floor = statistics.median(measure_floor(config, k, t, args.batteries))
             battery = statistics.median(measure_batteries(config, k, t, args.batteries))
+            with_leaks = statistics.median(measure_batteries(config, k, t, args.batteries, "fail"))
             rows.append({"python": version, "config": config, "K": k, "T": t,
                          "floor_ms": round(floor * 1000, 1), "battery_ms": round(battery * 1000, 1),
-                         "ratio": round(battery / floor, 2)})
+                         "ratio": round(battery / floor, 2), "battery_with_leak_checks_ms": round(with_leaks * 1000, 1),
+                         "leak_checks_ratio": round(with_leaks / battery, 2)})
             print(f"{version} {config:8} K={k} T={t}: floor {floor * 1000:6.1f} ms  battery "
-                  f"{battery * 1000:6.1f} ms  ratio {battery / floor:.2f}")
+                  f"{battery * 1000:6.1f} ms  ratio {battery / floor:.2f}  |  with leak checks "
+                  f"{with_leaks * 1000:6.1f} ms ({with_leaks / battery:.2f}x the battery)")
     unmarked = measure_unmarked(200, 5)
     overhead = unmarked["with"] / unmarked["without"]
     print(f"{version} 200 unmarked tests: with plugin {unmarked['with'] * 1000:.0f} ms, without "
