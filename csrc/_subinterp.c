@@ -315,17 +315,18 @@ subinterp_call_in(battery *b, interp_slot *slot, PyObject *fn, int t, int j, int
     return rec;
 }
 
+/* What a battery thread (worker or creator) is started with. */
 typedef struct {
     battery *b;
-    int t;
-} worker_arg;
+    int index;
+} thread_arg;
 
 static void *
 subinterp_worker_main(void *raw)
 {
-    worker_arg *arg = raw;
+    thread_arg *arg = raw;
     battery *b = arg->b;
-    int t = arg->t;
+    int t = arg->index;
     free(arg);
     here.thread = t;
     for (int generation = 1;; generation++) {
@@ -569,17 +570,12 @@ subinterp_mark_done(battery *b, interp_slot *slot)
     pthread_mutex_unlock(&b->mu);
 }
 
-typedef struct {
-    battery *b;
-    int i;
-} creator_arg;
-
 static void *
 subinterp_creator_main(void *raw)
 {
-    creator_arg *arg = raw;
+    thread_arg *arg = raw;
     battery *b = arg->b;
-    interp_slot *slot = &b->slots[arg->i];
+    interp_slot *slot = &b->slots[arg->index];
     free(arg);
     PyThreadState *main_ts = NULL;
     if (subinterp_create(b, slot, &main_ts) == 0) {
@@ -986,31 +982,34 @@ error:
     return NULL;
 }
 
+/* Start one native thread running main(thread_arg{b, index}); the thread frees the argument. */
+static int
+subinterp_spawn(pthread_t *thread, void *(*main)(void *), battery *b, int index)
+{
+    thread_arg *arg = malloc(sizeof(thread_arg));
+    if (arg == NULL) {
+        return -1;
+    }
+    arg->b = b;
+    arg->index = index;
+    if (pthread_create(thread, NULL, main, arg) != 0) {
+        free(arg);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 subinterp_start_threads(battery *b)
 {
     for (int t = 0; t < b->n_threads; t++) {
-        worker_arg *arg = malloc(sizeof(worker_arg));
-        if (arg == NULL) {
-            return -1;
-        }
-        arg->b = b;
-        arg->t = t;
-        if (pthread_create(&b->worker_threads[t], NULL, subinterp_worker_main, arg) != 0) {
-            free(arg);
+        if (subinterp_spawn(&b->worker_threads[t], subinterp_worker_main, b, t) < 0) {
             return -1;
         }
         b->n_workers_started++;
     }
     for (int i = 0; i < b->n_interps; i++) {
-        creator_arg *arg = malloc(sizeof(creator_arg));
-        if (arg == NULL) {
-            return -1;
-        }
-        arg->b = b;
-        arg->i = i;
-        if (pthread_create(&b->creator_threads[i], NULL, subinterp_creator_main, arg) != 0) {
-            free(arg);
+        if (subinterp_spawn(&b->creator_threads[i], subinterp_creator_main, b, i) < 0) {
             return -1;
         }
         b->n_creators_started++;
