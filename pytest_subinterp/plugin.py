@@ -118,7 +118,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     _teardown_outer_stack(item, nextitem, reports[-1])
     for report in reports:
         if report.when == "call" and report.passed:
-            _warn_fallbacks(item, report)
+            _emit_warnings(item, report)
         ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
@@ -155,7 +155,7 @@ def _teardown_outer_stack(item: pytest.Item, nextitem: pytest.Item | None, teard
         teardown.longrepr = item._repr_failure_py(info.excinfo, style=item.config.getoption("tbstyle", "auto"))
 
 
-def _warn_fallbacks(item: pytest.Item, report: pytest.TestReport) -> None:
+def _emit_warnings(item: pytest.Item, report: pytest.TestReport) -> None:
     pending = [(SubinterpFallbackWarning, text) for text in getattr(report, "subinterp_warnings", ())]
     pending += [(SubinterpLeakWarning, text) for text in getattr(report, "subinterp_leak_warnings", ())]
     for category, text in pending:
