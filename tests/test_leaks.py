@@ -117,6 +117,7 @@ def test_marker_leaks_argument_overrides_the_option(subinterp_pytester: pytest.P
 
 CLEAN_TESTS = f"""
 import gc
+import threading
 import pytest
 
 pytestmark = pytest.mark.subinterp(config={CONFIG!r})
@@ -144,8 +145,10 @@ def test_ref_leak_module_used_correctly():
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_parametrized(n, tmp_path):
-    (tmp_path / "f").write_text("x" * n)
-    assert (tmp_path / "f").read_text() == "x" * n
+    # one file per thread: the battery's threads share the interpreter's tmp_path
+    path = tmp_path / f"f{{threading.get_ident()}}"
+    path.write_text("x" * n)
+    assert path.read_text() == "x" * n
 """
 
 
