@@ -1,0 +1,43 @@
+"""Type stub of the C helper (csrc/_subinterp.c): sub-interpreter batteries from native threads."""
+
+from typing import Any, Callable
+
+CALL_PASSED: int
+CALL_FAILED: int
+CALL_NOT_RUN: int
+CALL_ERROR: int
+HAVE_ISOLATED: int
+
+def run_battery(
+    config: str, interpreters: int, threads: int, rounds: int, entry: str, arg: str, timeout: float
+) -> dict[str, Any]:
+    """Create `interpreters` fresh interpreters ('isolated' or 'legacy'), run entry(arg, index)
+    ('module:function') in each on its creator thread, and let `threads` native threads call the
+    callables handed to call_point(): thread t in interpreter (t + j) % K for round j.  Main
+    interpreter only; one battery per process.  Returns {"interpreters": [...], "calls": [...],
+    "hung": bool, "generations": int, "wall_s": float}."""
+
+def call_point(fn: Callable[[int, int], str | None] | None) -> list[dict[str, Any]]:
+    """From a battery interpreter's creator thread: arrive at the next rendezvous; fn(thread,
+    round) returns None (passed) or a failure text; returns the records of the calls made here."""
+
+def barrier() -> None:
+    """Wait until every battery interpreter still running called barrier() as often."""
+
+def set_phase(phase: str) -> None:
+    """Record the current phase (collect, setup, call, teardown, ...) for crash reports."""
+
+def interpreter_index() -> int:
+    """This interpreter's index in the running battery, or -1."""
+
+def breadcrumb(text: str) -> None:
+    """Write one line to the battery's progress file."""
+
+def is_single_phase(module: object) -> bool:
+    """True for an extension module made by PyModule_Create (or CPython's copy of one)."""
+
+def module_slots(module: object) -> dict[str, Any] | None:
+    """A module's PyModuleDef: multi-phase, Py_mod_multiple_interpreters, Py_mod_gil values."""
+
+def install_crash_handler(fd: int) -> None:
+    """Write crash reports (signal, where, native and Python stacks) and breadcrumbs to fd."""
