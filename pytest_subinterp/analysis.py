@@ -260,7 +260,7 @@ class Analyser:
             # The refusal that failed collection: an extension's, named in the error text if
             # possible (pytest itself has refusals it catches, e.g. readline).
             refused = [r for r in inner.get("refusals", ())
-                       if quirks.is_subinterpreter_refusal(r["message"]) and not reports.is_stdlib_path(r.get("path"))]
+                       if quirks.is_subinterpreter_refusal(r["message"]) and not quirks.is_stdlib_path(r.get("path"))]
             refused.sort(key=lambda r: r["message"] not in text)
             if refused or quirks.is_subinterpreter_refusal(text):
                 if refused:
@@ -286,7 +286,7 @@ class Analyser:
             return  # the refusal is already the reported failure
         refusals = [*inner.get("collection_refusals", ()), *inner.get("item_refusals", {}).get(item.nodeid, ())]
         for refusal in refusals:
-            if reports.is_stdlib_path(refusal.get("path")):
+            if quirks.is_stdlib_path(refusal.get("path")):
                 continue
             failed_phase = next((when for when in ("setup", "call") if when in entry.reports
                                  and entry.reports[when].failed), None)

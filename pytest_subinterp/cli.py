@@ -313,7 +313,7 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
         return _finish(row)
     row["import"] = "ok"
     row["init"], row["path"] = out["init"], out["path"]
-    row["stdlib"] = reports.is_stdlib_path(out["path"])
+    row["stdlib"] = quirks.is_stdlib_path(out["path"])
     row["declares"] = _declares(out["slots"])
 
     # 2. T threads importing it in K live interpreters; shared objects

@@ -258,17 +258,10 @@ def _format_exception(exc: BaseException) -> str:
 def _note_single_phase_modules() -> None:
     """Leave a breadcrumb per single-phase module loaded here: CPython's own crashes at
     interpreter end involve them (see quirks.py), and the child may not live to report it."""
-    import os
-    from importlib.machinery import ExtensionFileLoader
+    from pytest_subinterp.leaks import project_extension_modules
 
     helper = _helper()
-    stdlib = os.path.dirname(os.__file__) + os.sep
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None) or ""
-        if not isinstance(getattr(module, "__loader__", None), ExtensionFileLoader):
-            continue
-        if path.startswith(stdlib) and "-packages" not in path:
-            continue  # CPython's own modules (readline) are not the extension's
+    for name, module in project_extension_modules():  # readline etc. are CPython's, not the project's
         if helper.is_single_phase(module):
             helper.breadcrumb(f"single-phase {name}")
 

@@ -243,22 +243,15 @@ def _is_immortal(obj: object) -> bool:
     return sys.getrefcount(obj) >= IMMORTAL_REFCOUNT
 
 
-def _extension_modules(is_single_phase: Callable[[object], bool]) -> list[tuple[str, Any]]:
+def project_extension_modules() -> list[tuple[str, Any]]:
+    """(name, module) of the extension modules loaded here that are not CPython's own."""
     from importlib.machinery import ExtensionFileLoader
 
-    stdlib = os.path.dirname(os.__file__) + os.sep
-    found = []
-    for name, module in list(sys.modules.items()):
-        loader = getattr(module, "__loader__", None)
-        path = getattr(module, "__file__", None) or ""
-        if not isinstance(loader, ExtensionFileLoader):
-            continue
-        if path.startswith(stdlib) and "-packages" not in path:
-            continue  # CPython's own modules
-        if is_single_phase(module):
-            continue  # shared by design in legacy interpreters; refused by isolated ones
-        found.append((name, module))
-    return found
+    from pytest_subinterp.quirks import is_stdlib_path
+
+    return [(name, module) for name, module in list(sys.modules.items())
+            if isinstance(getattr(module, "__loader__", None), ExtensionFileLoader)
+            and not is_stdlib_path(getattr(module, "__file__", None))]
 
 
 def shared_object_snapshot(is_single_phase: Callable[[object], bool]) -> dict[str, list[Any]]:
@@ -267,7 +260,9 @@ def shared_object_snapshot(is_single_phase: Callable[[object], bool]) -> dict[st
 
     common = {id(value) for value in vars(builtins).values()}
     snapshot: dict[str, list[Any]] = {}
-    for module_name, module in _extension_modules(is_single_phase):
+    for module_name, module in project_extension_modules():
+        if is_single_phase(module):
+            continue  # shared by design in legacy interpreters; refused by isolated ones
         for attr, value in list(vars(module).items()):
             if attr.startswith("__") or id(value) in common:
                 continue

@@ -5,6 +5,7 @@ See docs/cpython-quirks.md.  One table each; a new defect is one line.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ _BLOCKED: dict[tuple[int, int, str], tuple[str, ...]] = {
     # (SIGSEGV/SIGABRT in the import phase, 7 of ~600 whole-suite tests).
     (3, 13, "isolated"): ("readline",),
 }
+
+
+def is_stdlib_path(path: str | None) -> bool:
+    """True for modules of CPython's own standard library (their refusals are CPython's)."""
+    if not path:
+        return True
+    # os.py lives in the base interpreter's stdlib even inside a venv; lib-dynload is below it.
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    return path.startswith(stdlib) and "site-packages" not in path and "dist-packages" not in path
 
 
 def blocked_modules(config: str, version: tuple[int, int] | None = None) -> list[str]:

@@ -7,7 +7,6 @@ thread).  Output: exactly one setup, (call,) teardown TestReport for the outer i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,15 +81,6 @@ class Collected:
             if verdict in found:
                 return verdict
         return "passed"
-
-
-def is_stdlib_path(path: str | None) -> bool:
-    """True for modules of CPython's own standard library (their refusals are CPython's)."""
-    if not path:
-        return True
-    # os.py lives in the base interpreter's stdlib even inside a venv; lib-dynload is below it.
-    stdlib = os.path.dirname(os.__file__) + os.sep
-    return path.startswith(stdlib) and "site-packages" not in path and "dist-packages" not in path
 
 
 def refusal_message(module: str, config: str, reason_text: str) -> str:

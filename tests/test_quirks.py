@@ -77,9 +77,9 @@ def test_stdlib_paths_are_not_extensions():
     import os
 
     stdlib = os.path.dirname(os.__file__)
-    assert reports.is_stdlib_path(os.path.join(stdlib, "lib-dynload", "_ctypes.so"))
-    assert not reports.is_stdlib_path(os.path.join(stdlib, "site-packages", "pkg", "_c.so"))
-    assert not reports.is_stdlib_path("/home/me/project/pkg/_c.so")
+    assert quirks.is_stdlib_path(os.path.join(stdlib, "lib-dynload", "_ctypes.so"))
+    assert not quirks.is_stdlib_path(os.path.join(stdlib, "site-packages", "pkg", "_c.so"))
+    assert not quirks.is_stdlib_path("/home/me/project/pkg/_c.so")
 
 
 def test_refused_module_name():
