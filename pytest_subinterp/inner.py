@@ -282,9 +282,38 @@ def leftover_threads() -> list[str]:
     return [thread.name for thread in alive if thread.is_alive()]
 
 
+def prepare_template(spec_json: str, index: int) -> str:
+    """Entry of a template interpreter, run once in the zygote: import what every inner session
+    imports first (pytest and its built-in plugins), nothing of the project.  A battery child
+    that inherits the template then calls :func:`run` in it."""
+    import importlib
+
+    spec = json.loads(spec_json)
+    for name in spec.get("block_modules", ()):
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+    import pytest  # noqa: F401
+    from _pytest.config import default_plugins
+
+    blocked = set(spec.get("blocked_plugins", ()))
+    for name in default_plugins:
+        if name not in blocked:
+            importlib.import_module(f"_pytest.{name}")
+    return json.dumps({"index": index, "modules": len(sys.modules)})
+
+
+def _reseed_inherited_state() -> None:
+    """A template is shared by every child forked from the zygote: give this battery what a
+    fresh interpreter would have (the at-fork hooks of sub-interpreters never run)."""
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
+
+
 def run(spec_json: str, index: int) -> str:
     """Entry point called by the C helper in interpreter `index`; returns JSON."""
     spec = json.loads(spec_json)
+    if spec.get("template"):
+        _reseed_inherited_state()
     for name in spec.get("block_modules", ()):
         # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
         sys.modules.setdefault(name, None)  # type: ignore[assignment]
