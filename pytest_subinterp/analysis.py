@@ -73,6 +73,9 @@ def battery_record(settings: Settings, outcome: BatteryOutcome, generation: int 
         "threads": settings.threads,
         "rounds": settings.rounds,
         "scope": settings.scope,
+        # "template": the interpreters were template interpreters inherited from the zygote
+        "start": "template" if outcome.exit.templates else "fresh",
+        "template_error": outcome.exit.template_error,
         "wall_s": round(outcome.wall_s, 4),
         "exit": {
             "signal": crash.signal_name(outcome.exit.signal) if outcome.exit.signal else None,

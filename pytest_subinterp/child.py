@@ -50,35 +50,86 @@ def _write_json_atomically(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_battery(request: dict[str, Any]) -> None:
-    """Run the battery described by `request` and write its result; returns normally."""
+def run_battery(request: dict[str, Any], populated: bool = False) -> None:
+    """Run the battery described by `request` and write its result; returns normally.
+
+    `populated`: this child already copied the zygote's memory (a spare child)."""
     directory = Path(request["dir"])
     progress_fd = _redirect_output(directory)
     _prepare_environment(request)
     from pytest_subinterp import _subinterp
 
     _subinterp.install_crash_handler(progress_fd)
-    if request.get("leaks", "off") == "off":
-        result = _battery(request, request["spec"], "test")
+    if request.get("use_templates") and not populated:
+        # Ending the inherited templates would otherwise copy the pages one fault at a time.
+        _subinterp.populate_memory()
+    if request.get("role") == "control":
+        result = _template_control(request)
+    elif request.get("leaks", "off") == "off":
+        result = _battery(request, request["spec"], "test", templates=bool(request.get("use_templates")))
+    elif request.get("use_templates"):
+        result = _template_battery_with_cached_control(request)
     else:
         result = _battery_with_leak_control(request)
     _write_json_atomically(directory / RESULT_FILE, result)
 
 
-def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False) -> dict[str, Any]:
-    """One run of the C helper; `single`: one interpreter, one thread, one round."""
+def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False,
+             templates: bool = False) -> dict[str, Any]:
+    """One run of the C helper; `single`: one interpreter, one thread, one round; `templates`:
+    in the template interpreters inherited from the zygote instead of fresh ones."""
     from pytest_subinterp import _subinterp
 
-    _subinterp.breadcrumb(f"battery {label}")
+    _subinterp.breadcrumb(f"battery {label}{' (templates)' if templates else ''}")
     return _subinterp.run_battery(
         config=request["config"],
         interpreters=1 if single else request["interpreters"],
         threads=1 if single else request["threads"],
         rounds=1 if single else request["rounds"],
         entry=request.get("entry", ENTRY),  # check runs pytest_subinterp.checkentry
-        arg=json.dumps(spec),
+        arg=json.dumps({**spec, "template": templates}),
         timeout=float(request["timeout"]),
+        templates=templates,
     )
+
+
+def _template_control(request: dict[str, Any]) -> dict[str, Any]:
+    """The control of template batteries: the trivial test in the inherited templates, measured.
+    Every child forked from the zygote starts from the same memory, so one control serves every
+    battery of the same shape (the controller caches it)."""
+    from pytest_subinterp import leaks
+
+    before = leaks.process_memory()
+    result = _battery(request, request["control_spec"], "control", templates=True)
+    result["leaks"] = {"measured": leaks.difference(before, leaks.process_memory())}
+    return result
+
+
+def errors_of(result: dict[str, Any]) -> list[str]:
+    """The interpreters' creation and entry errors of one battery result."""
+    return [slot["entry_error"] or slot["create_error"] for slot in result["interpreters"]
+            if slot["entry_error"] or slot["create_error"]]
+
+
+def _template_battery_with_cached_control(request: dict[str, Any]) -> dict[str, Any]:
+    """The test's battery in the inherited templates, measured against the cached control (see
+    _template_control); when it retained more, the lifetime series decides, as without templates."""
+    from pytest_subinterp import leaks
+
+    before = leaks.process_memory()
+    result = _battery(request, request["spec"], "test", templates=True)
+    control = request["template_control"]
+    info: dict[str, Any] = {
+        "control": control["measured"],
+        "test": leaks.difference(before, leaks.process_memory()),
+        "control_errors": control["errors"],
+        "series": [],
+    }
+    if not result["hung"] and leaks.suspicious(info["test"], info["control"], request["interpreters"],
+                                               request["config"]):
+        _lifetime_series(request, info)
+    result["leaks"] = info
+    return result
 
 
 def _battery_with_leak_control(request: dict[str, Any]) -> dict[str, Any]:
@@ -101,28 +152,52 @@ def _battery_with_leak_control(request: dict[str, Any]) -> dict[str, Any]:
     info: dict[str, Any] = {
         "control": leaks.difference(before, middle),
         "test": leaks.difference(middle, after),
-        "control_errors": [slot["entry_error"] or slot["create_error"] for slot in control["interpreters"]
-                           if slot["entry_error"] or slot["create_error"]],
+        "control_errors": errors_of(control),
         "series": [],
     }
     if not result["hung"] and not control["hung"] and leaks.suspicious(
             info["test"], info["control"], request["interpreters"], request["config"]):
-        quiet = {**request["spec"], "leaks": False}
-        quiet_control = {**control_spec, "leaks": False}
-        for index in range(leaks.SERIES_WARMUP + leaks.SERIES_MEASURED):
-            start = leaks.process_memory()
-            _battery(request, quiet, "lifetime-test", single=True)
-            mid = leaks.process_memory()
-            _battery(request, quiet_control, "lifetime-control", single=True)
-            end = leaks.process_memory()
-            info["series"].append({"warmup": index < leaks.SERIES_WARMUP,
-                                   "test": leaks.difference(start, mid),
-                                   "control": leaks.difference(mid, end)})
+        _lifetime_series(request, info)
     result["leaks"] = info
     return result
 
 
-def main_after_fork(request: dict[str, Any]) -> None:
+def _lifetime_series(request: dict[str, Any], info: dict[str, Any]) -> None:
+    """Sequential single-interpreter lifetimes (fresh interpreters), test and control alternating."""
+    from pytest_subinterp import leaks
+
+    quiet = {**request["spec"], "leaks": False}
+    quiet_control = {**request["control_spec"], "leaks": False}
+    for index in range(leaks.SERIES_WARMUP + leaks.SERIES_MEASURED):
+        start = leaks.process_memory()
+        _battery(request, quiet, "lifetime-test", single=True)
+        mid = leaks.process_memory()
+        _battery(request, quiet_control, "lifetime-control", single=True)
+        end = leaks.process_memory()
+        info["series"].append({"warmup": index < leaks.SERIES_WARMUP,
+                               "test": leaks.difference(start, mid),
+                               "control": leaks.difference(mid, end)})
+
+
+def main_spare(request_fd: int) -> None:
+    """A spare child of the template zygote: copy the inherited memory now, while the current
+    battery runs, then wait for a request (EOF: not needed after all)."""
+    from pytest_subinterp import _subinterp
+
+    try:
+        _subinterp.populate_memory()
+        chunks = []
+        while chunk := os.read(request_fd, 1 << 16):
+            chunks.append(chunk)
+        os.close(request_fd)
+    except BaseException:  # noqa: BLE001 - the zygote notices a missing result
+        os._exit(EXIT_INTERNAL_ERROR)
+    if not chunks:
+        os._exit(0)
+    main_after_fork(json.loads(b"".join(chunks)), populated=True)
+
+
+def main_after_fork(request: dict[str, Any], populated: bool = False) -> None:
     """Child side of a fork: run, then leave without running any at-exit code."""
     code = 0
     try:
@@ -131,7 +206,7 @@ def main_after_fork(request: dict[str, Any]) -> None:
                 os.setpgid(0, 0)  # the controller can kill anything the test started, too
             except PermissionError:
                 pass  # spawned with start_new_session: already a group leader
-        run_battery(request)
+        run_battery(request, populated)
     except BaseException:  # noqa: BLE001 - the controller reports it
         code = EXIT_INTERNAL_ERROR
         try:

@@ -123,7 +123,9 @@ class Runner:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
-        self.launcher = make_launcher(Path.cwd(), workdir)
+        # check's own entry never runs in template interpreters
+        start = "spawn" if os.environ.get("PYTEST_SUBINTERP_START") == "spawn" else "fork"
+        self.launcher = make_launcher(Path.cwd(), workdir, start)
         self.counter = 0
         # Sub-interpreters get sys.path from the path config only: pass this command's, so that
         # modules next to the caller (sys.path[0]) are found as `python -c "import m"` finds them.

@@ -22,6 +22,7 @@ _BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed 
 # Breadcrumb phase -> the phase named to the user and the pytest report it belongs to.
 USER_PHASE = {
     "create": ("create", "setup"),
+    "attach": ("create", "setup"),  # attaching to a template interpreter stands for creating one
     "import": ("import", "setup"),
     "collect": ("import", "setup"),
     "setup": ("setup", "setup"),

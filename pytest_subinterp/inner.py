@@ -301,9 +301,16 @@ def prepare_template(spec_json: str, index: int) -> str:
     return json.dumps({"index": index, "modules": len(sys.modules)})
 
 
-def _reseed_inherited_state() -> None:
-    """A template is shared by every child forked from the zygote: give this battery what a
-    fresh interpreter would have (the at-fork hooks of sub-interpreters never run)."""
+def _adopt_template() -> None:
+    """A template interpreter was prepared on a zygote thread and is shared by every child forked
+    from the zygote: give this battery what a fresh interpreter would have.  CPython runs the
+    at-fork hooks of the main interpreter only, so run the two that matter here: threading's on 3.12
+    (this creator thread becomes the interpreter's main thread; otherwise a battery thread that
+    happens to get the zygote thread's id is taken for it) and random's (each battery its own
+    seed)."""
+    if sys.version_info < (3, 13):
+        # 3.13 gives a sub-interpreter's main thread the process main thread's id: nothing to do.
+        threading._after_fork()  # type: ignore[attr-defined]
     random = sys.modules.get("random")
     if random is not None:
         random.seed()
@@ -313,7 +320,7 @@ def run(spec_json: str, index: int) -> str:
     """Entry point called by the C helper in interpreter `index`; returns JSON."""
     spec = json.loads(spec_json)
     if spec.get("template"):
-        _reseed_inherited_state()
+        _adopt_template()
     for name in spec.get("block_modules", ()):
         # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
         sys.modules.setdefault(name, None)  # type: ignore[assignment]

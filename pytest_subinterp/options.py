@@ -24,6 +24,7 @@ INI_PREFIX = "subinterp_"
 CONFIGS = ("isolated", "legacy", "both")
 LEAKS = ("fail", "warn", "off")
 SCOPES = ("test", "module")
+STARTS = ("template", "fork", "spawn")
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "f")
 
@@ -66,6 +67,7 @@ class Settings:
     disabled: bool = False
     scope: str = "test"
     report: str | None = None
+    start: str = "template"
 
     def replace(self, **kw: Any) -> Settings:
         """Return a copy with the given fields replaced."""
@@ -215,6 +217,15 @@ OPTIONS: tuple[_Option, ...] = (
         "interpreter lifetime: fresh interpreters per test, or shared by a module's tests (default: test)",
         "test",
     ),
+    _option(
+        "start",
+        "value",
+        "{template,fork,spawn}",
+        "how battery processes start: template (forked from a process holding template "
+        "interpreters that already imported pytest; Python 3.12+, else fork), fork (fresh "
+        "interpreters in a forked process) or spawn (a new process per battery) (default: template)",
+        "template",
+    ),
     _option("report", "value", "PATH", "write a JSON report of every battery to PATH (default: none)", "subinterp.json"),
     _option(
         "disabled",
@@ -237,6 +248,7 @@ _PARSERS: dict[str, Callable[[object, str], Any]] = {
     "strict": _validate_bool,
     "scope": lambda v, w: _validate_choice(v, w, SCOPES),
     "report": _validate_path,
+    "start": lambda v, w: _validate_choice(v, w, STARTS),
     "disabled": _validate_bool,
 }
 

@@ -132,7 +132,9 @@ class BatteryController:
         self.config = config
         self.settings = settings
         self.workdir = Path(tempfile.mkdtemp(prefix="pytest-subinterp-"))
-        self.launcher = make_launcher(config.invocation_params.dir, self.workdir)
+        self.launcher = make_launcher(config.invocation_params.dir, self.workdir, settings.start)
+        # Control measurements of template batteries, per shape (see _template_control).
+        self.template_controls: dict[tuple[str, int, int, int], dict[str, Any] | None] = {}
         self.counter = 0
         self.inner_args = inner_args(config)
         self.analyser = Analyser(config, settings.strict)
@@ -252,10 +254,53 @@ class BatteryController:
             return messages.ASYNC_UNSUPPORTED.format(nodeid=item.nodeid)
         return None
 
-    def _run_battery(self, items: list[pytest.Item], settings: Settings, config_name: str) -> BatteryOutcome:
+    def _new_battery_dir(self) -> Path:
         self.counter += 1
         directory = self.workdir / f"battery-{self.counter}"
         directory.mkdir()
+        return directory
+
+    def _ask_for_templates(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+        """Let the zygote run this battery in template interpreters, where it holds them; with
+        leak checks the battery also needs the (cached) control of its shape."""
+        if not self.launcher.holds_templates:
+            return
+        request["templates"] = {
+            "config": config_name,
+            "count": settings.interpreters,
+            "spec": {"block_modules": quirks.blocked_modules(config_name),
+                     "blocked_plugins": list(INNER_BLOCKED_PLUGINS)},
+        }
+        if settings.leaks != "off":
+            control = self._template_control(request, settings, config_name)
+            if control is None:
+                del request["templates"]  # the child runs its own control in fresh interpreters
+            else:
+                request["template_control"] = control
+
+    def _template_control(self, request: dict[str, Any], settings: Settings,
+                          config_name: str) -> dict[str, Any] | None:
+        """What the trivial control test retains in template interpreters of this shape.  Every
+        child starts from the zygote's same memory, so it is measured once per shape; None when
+        it cannot be (no templates, or the control itself failed)."""
+        shape = (config_name, settings.interpreters, settings.threads, settings.rounds)
+        if shape not in self.template_controls:
+            directory = self._new_battery_dir()
+            control_request = {**request, "dir": str(directory), "role": "control"}
+            exit_info = self.launcher.run(control_request, settings.timeout)
+            result_text = _read(directory / child.RESULT_FILE)
+            result = json.loads(result_text) if result_text else None
+            shutil.rmtree(directory, ignore_errors=True)
+            usable = (exit_info.templates and exit_info.exit_code == 0 and result is not None
+                      and not result["hung"])
+            self.template_controls[shape] = {
+                "measured": result["leaks"]["measured"],
+                "errors": child.errors_of(result),
+            } if usable and result is not None else None
+        return self.template_controls[shape]
+
+    def _run_battery(self, items: list[pytest.Item], settings: Settings, config_name: str) -> BatteryOutcome:
+        directory = self._new_battery_dir()
         spec = {
             "config": config_name,
             "nodeids": [item.nodeid for item in items],
@@ -283,6 +328,7 @@ class BatteryController:
             "leaks": settings.leaks,
             "control_spec": control_spec,
         }
+        self._ask_for_templates(request, settings, config_name)
         # With leak checks a child may run the control, the test and a lifetime series, each
         # under the timeout; a hang of the test is still reported after one timeout.
         batteries = 1 if settings.leaks == "off" else 3 + 2 * (leaks.SERIES_WARMUP + leaks.SERIES_MEASURED)

@@ -2,7 +2,7 @@
 
 Every battery runs in its own child so that a crash, abort, ``os._exit`` or hang inside a
 sub-interpreter costs only that test.  The zygote forks the children; where ``fork`` is not
-available (or ``PYTEST_SUBINTERP_START=spawn``), each child is spawned instead.
+available (or ``--subinterp-start=spawn``), each child is spawned instead.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class ChildExit:
     infrastructure_error: str | None = None
     max_rss_kb: int | None = None  # the child's peak RSS
     zygote_rss_kb: int | None = None
+    templates: bool = False  # the battery ran in template interpreters inherited from the zygote
+    template_error: str | None = None  # why templates were asked for but not used
 
     @property
     def signal(self) -> int | None:
@@ -83,18 +85,20 @@ def _kill_child(pid: int) -> None:
 class Zygote:
     """A forking server of battery children (POSIX)."""
 
-    def __init__(self, cwd: Path, log_dir: Path) -> None:
+    def __init__(self, cwd: Path, log_dir: Path, mode: str = "fork") -> None:
         self.cwd = cwd
+        self.mode = mode  # "template": the zygote holds template interpreters (zygote.py)
         self.log_path = log_dir / "zygote-stderr.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.reader: _LineReader | None = None
         self.helper_error: str | None = None
+        self.holds_templates = False
         self.next_id = 0
 
     def _start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pytest_subinterp.zygote"],
+                [sys.executable, "-m", "pytest_subinterp.zygote", self.mode],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -106,6 +110,7 @@ class Zygote:
         if ready is None or not ready.get("ready"):
             raise RuntimeError(f"the pytest-subinterp zygote did not start; see {self.log_path}")
         self.helper_error = ready.get("helper_error")
+        self.holds_templates = bool(ready.get("templates"))
 
     def ensure_started(self) -> str | None:
         """Start the zygote if needed; returns the C helper's import error, if any."""
@@ -129,14 +134,17 @@ class Zygote:
             if started is None:
                 raise EOFError("the zygote did not fork a child in time")
             pid = started["pid"]
+            templates = {"templates": bool(started.get("templates")),
+                         "template_error": started.get("template_error")}
             deadline = time.monotonic() + timeout + HARD_DEADLINE_GRACE_S
             finished = self.reader.read(deadline)
             if finished is not None:
                 return ChildExit(finished["status"], max_rss_kb=finished.get("max_rss_kb"),
-                                 zygote_rss_kb=finished.get("zygote_rss_kb"))
+                                 zygote_rss_kb=finished.get("zygote_rss_kb"), **templates)
             _kill_child(pid)
             finished = self.reader.read(time.monotonic() + 30)
-            return ChildExit(finished["status"] if finished else None, killed_after_deadline=True)
+            return ChildExit(finished["status"] if finished else None, killed_after_deadline=True,
+                             **templates)
         except (EOFError, OSError, ValueError) as exc:
             self.close()
             return ChildExit(None, infrastructure_error=f"the pytest-subinterp zygote failed: {exc}")
@@ -159,7 +167,9 @@ class Zygote:
 
 
 class Spawner:
-    """Spawns one child per battery (platforms without fork, or PYTEST_SUBINTERP_START=spawn)."""
+    """Spawns one child per battery (platforms without fork, or --subinterp-start=spawn)."""
+
+    holds_templates = False
 
     def __init__(self, cwd: Path, log_dir: Path) -> None:
         self.cwd = cwd
@@ -196,8 +206,9 @@ class Spawner:
         """Nothing to stop."""
 
 
-def make_launcher(cwd: Path, log_dir: Path) -> Zygote | Spawner:
-    """The zygote where fork is available, else the spawner."""
-    if hasattr(os, "fork") and os.environ.get("PYTEST_SUBINTERP_START", "fork") != "spawn":
-        return Zygote(cwd, log_dir)
+def make_launcher(cwd: Path, log_dir: Path, start: str = "template") -> Zygote | Spawner:
+    """The zygote where fork is available (holding template interpreters for start=template),
+    else the spawner."""
+    if hasattr(os, "fork") and start != "spawn":
+        return Zygote(cwd, log_dir, "template" if start == "template" else "fork")
     return Spawner(cwd, log_dir)

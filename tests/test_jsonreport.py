@@ -27,7 +27,8 @@ def test_plain():
     pass
 """
 
-BATTERY_KEYS = {"config", "interpreters", "threads", "rounds", "scope", "wall_s", "exit", "hung",
+BATTERY_KEYS = {"config", "interpreters", "threads", "rounds", "scope", "start", "template_error", "wall_s",
+                "exit", "hung",
                 "crash_phase", "crash_where", "per_interpreter", "calls"}
 
 

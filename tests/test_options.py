@@ -92,7 +92,7 @@ def test_settings_fields() -> None:
     names = [field.name for field in dataclasses.fields(Settings)]
     assert names == [
         "threads", "interpreters", "config", "rounds", "timeout", "leaks",
-        "all", "strict", "disabled", "scope", "report",
+        "all", "strict", "disabled", "scope", "report", "start",
     ]  # fmt: skip
 
 
@@ -109,7 +109,7 @@ def test_defaults(local: pytest.Pytester) -> None:
     settings = settings_for(local)
     assert settings == Settings(
         threads=4, interpreters=2, config=default_config(), rounds=1, timeout=120.0, leaks="fail",
-        all=False, strict=False, disabled=False, scope="test", report=None,
+        all=False, strict=False, disabled=False, scope="test", report=None, start="template",
     )  # fmt: skip
 
 
@@ -130,6 +130,8 @@ VALUES = [
     ("disabled", ["--no-subinterp"], "1", True),
     ("scope", ["--subinterp-scope", "module"], "module", "module"),
     ("report", ["--subinterp-report", "out/report.json"], "out/report.json", "out/report.json"),
+    ("start", ["--subinterp-start=fork"], "fork", "fork"),
+    ("start", ["--subinterp-start", "spawn"], "spawn", "spawn"),
 ]
 IDS = [f"{field}={expected}" for field, _, _, expected in VALUES]
 
@@ -247,6 +249,8 @@ BAD_CLI = [
     ("--subinterp-scope=session",
      CHOICE_MESSAGE.format(where="--subinterp-scope", allowed="test, module", value="session")),
     ("--subinterp-report=", PATH_MESSAGE.format(where="--subinterp-report", value="")),
+    ("--subinterp-start=thread",
+     CHOICE_MESSAGE.format(where="--subinterp-start", allowed="template, fork, spawn", value="thread")),
 ]  # fmt: skip
 
 

@@ -1,0 +1,219 @@
+"""Template interpreters (--subinterp-start=template, the default on 3.12+).
+
+The zygote prepares sub-interpreters that imported pytest, and every battery child inherits them
+through fork, runs the test in them and ends them.  What must hold: the same verdicts as fresh
+interpreters on real compiled modules (passes, failures, refusals, crashes, hangs, leaks); the
+code under test is never imported in a template; each battery gets its own random seed and its
+own main thread; where templates cannot be used the battery runs in fresh interpreters and says
+why; and Python 3.11 (no templates) runs fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from conftest import HAS_ISOLATED, needs_isolated
+
+CONFIGS = [pytest.param("isolated", marks=needs_isolated), pytest.param("legacy", marks=needs_isolated)]
+
+# One test per verdict, on the fixture modules of tests/extmods.
+VERDICT_TESTS = """
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.subinterp(config={config!r}, timeout=6)
+
+def test_good():
+    import good_ext
+    assert good_ext.add(2, 3) == 5
+
+def test_fails_in_one_interpreter():
+    import static_state_ext
+    assert static_state_ext.exec_count() == 1  # one C counter: the second interpreter sees 2
+
+def test_single_phase():
+    import single_phase_ext  # noqa: F401
+
+def test_crash():
+    signal.pthread_kill(threading.get_ident(), signal.SIGSEGV)
+
+def test_hang():
+    time.sleep(60)
+
+def test_memory_leak():
+    import malloc_leak_ext
+    assert malloc_leak_ext.add(1, 2) == 3
+
+def test_shared_type():
+    import static_type_ext
+    assert static_type_ext.StaticThing.__name__ == "StaticThing"
+"""
+
+
+def _run(pytester: pytest.Pytester, start: str, report: str, *args: str) -> dict[str, dict]:
+    """Run the test file with a start mode; the report's tests by name."""
+    pytester.runpytest_subprocess(f"--subinterp-start={start}", f"--subinterp-report={report}", *args)
+    data = json.loads((pytester.path / report).read_text())
+    return {test["nodeid"].split("::")[1]: test for test in data["tests"]}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_same_verdicts_as_fresh_interpreters(subinterp_pytester: pytest.Pytester, config: str) -> None:
+    """Every verdict (pass, failure in a thread, refusal, crash, hang, memory and shared-object
+    leaks) is the same in template interpreters as in fresh ones."""
+    subinterp_pytester.makepyfile(test_verdicts=VERDICT_TESTS.format(config=config))
+    template = _run(subinterp_pytester, "template", "template.json")
+    fresh = _run(subinterp_pytester, "fork", "fresh.json")
+    verdicts = {name: test["verdict"] for name, test in template.items()}
+    assert verdicts == {name: test["verdict"] for name, test in fresh.items()}
+    expected = {
+        "test_good": "passed", "test_fails_in_one_interpreter": "failed", "test_crash": "crashed",
+        "test_hang": "hung", "test_memory_leak": "leaked",
+    }  # fmt: skip
+    assert {name: verdicts[name] for name in expected} == expected
+    if config == "isolated":  # legacy interpreters load single-phase modules and share static types
+        assert verdicts["test_single_phase"] == "import refused"
+        assert verdicts["test_shared_type"] == "leaked"
+    assert {b["start"] for test in template.values() for b in test["batteries"]} == {"template"}
+    assert {b["start"] for test in fresh.values() for b in test["batteries"]} == {"fresh"}
+    assert _findings(template) == _findings(fresh)
+
+
+def _findings(tests: dict[str, dict]) -> dict[str, list[str]]:
+    """Each test's leak findings, up to the figures: 'state leak (memory) in isolated interpreters'."""
+    return {name: sorted(finding.split(":")[0] for entry in test["leaks"] for finding in entry["findings"])
+            for name, test in tests.items()}
+
+
+RECORDING_CONFTEST = """
+import os
+import sys
+
+from pytest_subinterp import _subinterp
+
+def record(kind, value):
+    with open(os.path.join({out!r}, f"{{kind}}_{{os.getpid()}}_{{_subinterp.interpreter_index()}}_{{id(sys)}}"), "w") as f:
+        f.write(repr(value))
+
+record("conftest", sorted(name for name in sys.modules if name.startswith("test_")))
+"""
+
+
+@needs_isolated
+def test_code_under_test_is_never_imported_in_a_template(subinterp_pytester: pytest.Pytester,
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """conftest.py and the test module are imported once per interpreter of each battery, inside
+    the battery (interpreter index 0..K-1), never while the zygote prepares its templates."""
+    out = tmp_path_factory.mktemp("records")
+    subinterp_pytester.makeconftest(RECORDING_CONFTEST.format(out=str(out)))
+    subinterp_pytester.makepyfile(test_records="""
+        import pytest
+        from conftest import record
+
+        record("module", None)
+
+        @pytest.mark.subinterp(interpreters=2, threads=1, leaks="off")
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_n(n):
+            pass
+    """)
+    result = subinterp_pytester.runpytest_subprocess("--subinterp-report=r.json")
+    result.assert_outcomes(passed=3)
+    names = [path.name.split("_") for path in out.iterdir()]
+    by_kind = {kind: [name for name in names if name[0] == kind] for kind in ("conftest", "module")}
+    # 3 batteries x 2 interpreters; the outer session's own imports are in the controller (-1).
+    children = {pid for _, pid, index, _ in names if index != "-1"}
+    assert len(children) == 3
+    for kind, records in by_kind.items():
+        inner = [record for record in records if record[2] != "-1"]
+        assert sorted(index for _, _, index, _ in inner) == ["0", "0", "0", "1", "1", "1"], kind
+        # Outside batteries: only the outer session's collection, in one process (a template
+        # preparing in the zygote would add a second).
+        assert len([record for record in records if record[2] == "-1"]) == 1, kind
+    data = json.loads((subinterp_pytester.path / "r.json").read_text())
+    assert {b["start"] for test in data["tests"] for b in test["batteries"]} == {"template"}
+
+
+@needs_isolated
+def test_each_battery_gets_its_own_seed_and_main_thread(subinterp_pytester: pytest.Pytester,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Templates are shared by every child: random is reseeded per battery and the creator
+    thread, not a zygote thread, is the interpreter's main thread (battery threads stay dummies)."""
+    out = tmp_path_factory.mktemp("seeds")
+    subinterp_pytester.makepyfile(test_seeds=f"""
+        import os, random, threading, uuid
+        import pytest
+
+        @pytest.mark.subinterp(interpreters=2, threads=3, leaks="off")
+        @pytest.mark.parametrize("n", range(4))
+        def test_n(n):
+            kind = type(threading.current_thread()).__name__
+            with open(os.path.join({str(out)!r}, uuid.uuid4().hex), "w") as f:
+                f.write(f"{{random.random()}} {{kind}}")
+    """)
+    result = subinterp_pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=4)
+    records = [path.read_text().split() for path in out.iterdir()]
+    assert len(records) == 4 * 3
+    assert {kind for _, kind in records} == {"_DummyThread"}
+    assert len({value for value, _ in records}) == len(records)
+
+
+@needs_isolated
+def test_falls_back_to_fresh_interpreters_with_the_reason(subinterp_pytester: pytest.Pytester) -> None:
+    """More interpreters per battery than the zygote keeps templates for: the battery runs in
+    fresh interpreters, passes, and the report says why templates were not used."""
+    subinterp_pytester.makepyfile(test_many="""
+        import pytest
+
+        @pytest.mark.subinterp(interpreters=17, threads=1, leaks="off")
+        def test_many():
+            pass
+
+        @pytest.mark.subinterp(interpreters=2, threads=1, leaks="off")
+        def test_two():
+            pass
+    """)
+    result = subinterp_pytester.runpytest_subprocess("--subinterp-report=r.json")
+    result.assert_outcomes(passed=2)
+    data = json.loads((subinterp_pytester.path / "r.json").read_text())
+    batteries = {test["nodeid"].split("::")[1]: test["batteries"][0] for test in data["tests"]}
+    assert batteries["test_many"]["start"] == "fresh"
+    assert "more than the 16 templates kept" in batteries["test_many"]["template_error"]
+    assert batteries["test_two"]["start"] == "template"
+    assert batteries["test_two"]["template_error"] is None
+
+
+@pytest.mark.skipif(HAS_ISOLATED, reason="Python 3.11 has no template interpreters")
+def test_python_311_runs_fresh_interpreters(subinterp_pytester: pytest.Pytester) -> None:
+    """On 3.11 the default start still works: every battery runs in fresh interpreters."""
+    subinterp_pytester.makepyfile(test_one="""
+        import pytest
+
+        @pytest.mark.subinterp
+        def test_one():
+            pass
+    """)
+    result = subinterp_pytester.runpytest_subprocess("--subinterp-report=r.json")
+    result.assert_outcomes(passed=1)
+    data = json.loads((subinterp_pytester.path / "r.json").read_text())
+    assert [b["start"] for b in data["tests"][0]["batteries"]] == ["fresh"]
+    assert data["tests"][0]["batteries"][0]["template_error"] is None
+
+
+def test_helper_refuses_templates_it_does_not_hold() -> None:
+    """run_battery(templates=True) without inherited templates is an error, not a crash."""
+    from pytest_subinterp import _subinterp
+
+    config = "isolated" if HAS_ISOLATED else "legacy"
+    if sys.version_info >= (3, 12):
+        assert _subinterp.template_count(config) == 0
+    with pytest.raises(RuntimeError, match="template interpreter"):
+        _subinterp.run_battery(config=config, interpreters=1, threads=1, rounds=1, entry="x:y", arg="",
+                               timeout=1.0, templates=True)
