@@ -1493,6 +1493,35 @@ subinterp_populate_memory(PyObject *module, PyObject *unused)
 #endif
 }
 
+extern char **environ;
+
+/* The process environment as it is now.  A template interpreter's os.environ is a snapshot of
+   the zygote's, taken when the template imported os; a battery child may have changed it since. */
+static PyObject *
+subinterp_process_environ(PyObject *module, PyObject *unused)
+{
+    PyObject *result = PyDict_New();
+    if (result == NULL) {
+        return NULL;
+    }
+    for (char **entry = environ; entry != NULL && *entry != NULL; entry++) {
+        const char *eq = strchr(*entry, '=');
+        if (eq == NULL || eq == *entry) {
+            continue;
+        }
+        PyObject *key = PyBytes_FromStringAndSize(*entry, eq - *entry);
+        PyObject *value = key ? PyBytes_FromString(eq + 1) : NULL;
+        int rc = value ? PyDict_SetItem(result, key, value) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (rc < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    return result;
+}
+
 /* ---- call point (called inside a sub-interpreter) ---- */
 
 static interp_slot *
@@ -1759,6 +1788,8 @@ static PyMethodDef subinterp_methods[] = {
     {"populate_memory", subinterp_populate_memory, METH_NOARGS,
      "populate_memory() -> int: copy every private writable page now (Linux; else 0); returns\n"
      "the bytes populated."},
+    {"process_environ", subinterp_process_environ, METH_NOARGS,
+     "process_environ() -> dict[bytes, bytes]: the process environment as it is now."},
     {"call_point", subinterp_call_point, METH_O, call_point_doc},
     {"barrier", subinterp_barrier, METH_NOARGS, barrier_doc},
     {"set_phase", subinterp_set_phase, METH_VARARGS,

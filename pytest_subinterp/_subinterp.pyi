@@ -9,13 +9,33 @@ CALL_ERROR: int
 HAVE_ISOLATED: int
 
 def run_battery(
-    config: str, interpreters: int, threads: int, rounds: int, entry: str, arg: str, timeout: float
+    config: str, interpreters: int, threads: int, rounds: int, entry: str, arg: str, timeout: float,
+    templates: bool = False,
 ) -> dict[str, Any]:
     """Create `interpreters` fresh interpreters ('isolated' or 'legacy'), run entry(arg, index)
     ('module:function') in each on its creator thread, and let `threads` native threads call the
     callables handed to call_point(): thread t in interpreter (t + j) % K for round j.  Main
-    interpreter only; one battery per process.  Returns {"interpreters": [...], "calls": [...],
-    "hung": bool, "generations": int, "wall_s": float}."""
+    interpreter only; one battery per process.  With templates=True the interpreters are template
+    interpreters this process inherited (make_templates + fork_keeping_templates), attached to
+    and ended here.  Returns {"interpreters": [...], "calls": [...], "hung": bool,
+    "generations": int, "wall_s": float}."""
+
+def make_templates(config: str, count: int, entry: str, arg: str) -> list[dict[str, Any]]:
+    """Create `count` template interpreters (3.12+), run entry(arg, index) in each and keep them
+    with no attached thread state; returns one dict per interpreter (as run_battery's)."""
+
+def template_count(config: str) -> int:
+    """Template interpreters of that config this process holds."""
+
+def fork_keeping_templates() -> int:
+    """fork() without PyOS_AfterFork_Child (which would delete every sub-interpreter); for a
+    single-threaded process.  0 in the child, the child's pid in the parent."""
+
+def populate_memory() -> int:
+    """Copy every private writable page now (Linux); returns the bytes populated."""
+
+def process_environ() -> dict[bytes, bytes]:
+    """The process environment as it is now (a template's os.environ is the zygote's)."""
 
 def call_point(fn: Callable[[int, int], str | None] | None) -> list[dict[str, Any]]:
     """From a battery interpreter's creator thread: arrive at the next rendezvous; fn(thread,

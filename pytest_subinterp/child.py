@@ -36,12 +36,16 @@ def _redirect_output(directory: Path) -> int:
     return os.open(directory / PROGRESS_FILE, flags, 0o644)
 
 
-def _prepare_environment(request: dict[str, Any]) -> None:
-    os.chdir(request["cwd"])
-    # Inner sessions load exactly the plugins the controller lists (see session.py).
+def prepare_environment_variables() -> None:
+    """Inner sessions load exactly the plugins the controller lists (see session.py)."""
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ.pop("PYTEST_XDIST_WORKER", None)
+
+
+def _prepare_environment(request: dict[str, Any]) -> None:
+    os.chdir(request["cwd"])
+    prepare_environment_variables()
 
 
 def _write_json_atomically(path: Path, data: Any) -> None:

@@ -282,10 +282,20 @@ def leftover_threads() -> list[str]:
     return [thread.name for thread in alive if thread.is_alive()]
 
 
+# Modules every inner session imports after `import pytest` (measured on 3.12/3.13 for a trivial
+# test: importlib.metadata reads plugin versions and entry points, and pulls in email and csv).
+SESSION_MODULES = (
+    "importlib.metadata", "email.parser", "email.message", "email.feedparser", "csv", "urllib.parse",
+    "importlib.metadata._adapters", "ipaddress", "base64", "quopri", "_pytest._argcomplete",
+    "pytest_subinterp.markers", "pytest_subinterp.options", "pytest_subinterp.quirks",
+    "pytest_subinterp.leaks", "pytest_subinterp._subinterp",
+)
+
+
 def prepare_template(spec_json: str, index: int) -> str:
     """Entry of a template interpreter, run once in the zygote: import what every inner session
-    imports first (pytest and its built-in plugins), nothing of the project.  A battery child
-    that inherits the template then calls :func:`run` in it."""
+    imports (pytest, its built-in plugins and the modules they load lazily), nothing of the
+    project.  A battery child that inherits the template then calls :func:`run` in it."""
     import importlib
 
     spec = json.loads(spec_json)
@@ -295,19 +305,35 @@ def prepare_template(spec_json: str, index: int) -> str:
     from _pytest.config import default_plugins
 
     blocked = set(spec.get("blocked_plugins", ()))
-    for name in default_plugins:
-        if name not in blocked:
-            importlib.import_module(f"_pytest.{name}")
-    return json.dumps({"index": index, "modules": len(sys.modules)})
+    names = [f"_pytest.{name}" for name in default_plugins if name not in blocked]
+    for name in [*names, *SESSION_MODULES]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # blocked in this config, or gone in this version: the session imports it itself
+    # What gc.freeze is for: a forking server's objects, never scanned again by the collector.
+    # Each battery then neither traverses pytest's ~60k objects in every collection nor copies
+    # their pages, and ending the interpreter skips them (measured here: a 2x4 battery 70 -> 37 ms
+    # on 3.13).  Objects the test creates are collected as in a fresh interpreter.
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return json.dumps({"index": index, "modules": len(sys.modules), "frozen": gc.get_freeze_count()})
 
 
 def _adopt_template() -> None:
     """A template interpreter was prepared on a zygote thread and is shared by every child forked
-    from the zygote: give this battery what a fresh interpreter would have.  CPython runs the
-    at-fork hooks of the main interpreter only, so run the two that matter here: threading's on 3.12
-    (this creator thread becomes the interpreter's main thread; otherwise a battery thread that
-    happens to get the zygote thread's id is taken for it) and random's (each battery its own
-    seed)."""
+    from the zygote: give this battery what a fresh interpreter would have.  os.environ is the
+    process environment as it is now, not the zygote's when the template imported os.  CPython
+    runs the at-fork hooks of the main interpreter only, so run the two that matter here:
+    threading's on 3.12 (this creator thread becomes the interpreter's main thread; otherwise a
+    battery thread that happens to get the zygote thread's id is taken for it) and random's (each
+    battery its own seed)."""
+    import os
+
+    os.environ._data.clear()  # type: ignore[attr-defined]  # bytes -> bytes on POSIX, shared with environb
+    os.environ._data.update(_helper().process_environ())  # type: ignore[attr-defined]
     if sys.version_info < (3, 13):
         # 3.13 gives a sub-interpreter's main thread the process main thread's id: nothing to do.
         threading._after_fork()  # type: ignore[attr-defined]

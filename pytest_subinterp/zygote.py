@@ -148,6 +148,8 @@ def serve(inp: Any, out: Any, mode: str = "fork") -> None:
 
     from pytest_subinterp import child
 
+    # Children set these too; set here they are also what template interpreters start with.
+    child.prepare_environment_variables()
     helper_error = _helper_error()
     templates = TemplateZygote() if mode == "template" and templates_supported() and not helper_error else None
     _send(out, {"ready": True, "helper_error": helper_error, "pid": os.getpid(),
