@@ -99,6 +99,28 @@ def _controller(config: pytest.Config, settings: options.Settings) -> BatteryCon
     return controller
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With --subinterp-all every test runs batteries: let the zygote import pytest and prepare
+    its template interpreters while pytest collects."""
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.all and not settings.disabled and not session.config.option.collectonly:
+        _controller(session.config, settings).start_early([settings])
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the marked tests are known, start the zygote for their shapes (if not started yet)."""
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    if settings is None or settings.disabled or session.config.option.collectonly:
+        return
+    wanted = {}
+    for item in session.items:
+        if _wants_battery(item, settings):
+            item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
+            wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
+    if wanted:
+        _controller(session.config, settings).start_early(list(wanted.values()))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Run a marked test as batteries in child processes; unmarked tests are left to pytest."""

@@ -260,17 +260,30 @@ class BatteryController:
         directory.mkdir()
         return directory
 
-    def _ask_for_templates(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
-        """Let the zygote run this battery in template interpreters, where it holds them; with
-        leak checks the battery also needs the (cached) control of its shape."""
-        if not self.launcher.holds_templates:
-            return
-        request["templates"] = {
+    def start_early(self, shapes: list[Settings]) -> None:
+        """Start the zygote now and have it prepare the templates these settings will ask for, so
+        that its start-up overlaps the outer session's collection."""
+        wanted = []
+        for shape in shapes:
+            configs, _ = configs_to_run(shape)
+            wanted += [self._template_request(shape, config_name) for config_name in configs]
+        self.launcher.start_early(wanted)
+
+    @staticmethod
+    def _template_request(settings: Settings, config_name: str) -> dict[str, Any]:
+        return {
             "config": config_name,
             "count": settings.interpreters,
             "spec": {"block_modules": quirks.blocked_modules(config_name),
                      "blocked_plugins": list(INNER_BLOCKED_PLUGINS)},
         }
+
+    def _ask_for_templates(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+        """Let the zygote run this battery in template interpreters, where it holds them; with
+        leak checks the battery also needs the (cached) control of its shape."""
+        if not self.launcher.holds_templates:
+            return
+        request["templates"] = self._template_request(settings, config_name)
         if settings.leaks != "off":
             control = self._template_control(request, settings, config_name)
             if control is None:

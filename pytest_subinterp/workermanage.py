@@ -93,9 +93,27 @@ class Zygote:
         self.reader: _LineReader | None = None
         self.helper_error: str | None = None
         self.holds_templates = False
+        self.ready = False
         self.next_id = 0
 
-    def _start(self) -> None:
+    def start_early(self, templates: list[dict[str, Any]]) -> None:
+        """Start the zygote without waiting for it, and ask it to prepare these templates
+        before the first battery (see zygote.py); ensure_started() then waits for it."""
+        if self.proc is not None:
+            return
+        try:
+            self._spawn()
+            if self.mode == "template" and templates:
+                self._send({"cmd": "prepare", "templates": templates})
+        except OSError:
+            self.close()  # the first battery starts it again and reports what goes wrong
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def _spawn(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pytest_subinterp.zygote", self.mode],
@@ -106,16 +124,24 @@ class Zygote:
             )
         assert self.proc.stdout is not None
         self.reader = _LineReader(self.proc.stdout.fileno())
+        self.ready = False
+
+    def _wait_ready(self) -> None:
+        assert self.reader is not None
         ready = self.reader.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
         if ready is None or not ready.get("ready"):
             raise RuntimeError(f"the pytest-subinterp zygote did not start; see {self.log_path}")
         self.helper_error = ready.get("helper_error")
         self.holds_templates = bool(ready.get("templates"))
+        self.ready = True
 
     def ensure_started(self) -> str | None:
         """Start the zygote if needed; returns the C helper's import error, if any."""
         if self.proc is None or self.proc.poll() is not None:
-            self._start()
+            self.close()
+            self._spawn()
+        if not self.ready:
+            self._wait_ready()
         return self.helper_error
 
     def run(self, request: dict[str, Any], timeout: float) -> ChildExit:
@@ -126,10 +152,8 @@ class Zygote:
             return ChildExit(None, infrastructure_error=str(exc))
         assert self.proc is not None and self.proc.stdin is not None and self.reader is not None
         self.next_id += 1
-        message = {"id": self.next_id, "request": request}
         try:
-            self.proc.stdin.write((json.dumps(message) + "\n").encode())
-            self.proc.stdin.flush()
+            self._send({"id": self.next_id, "request": request})
             started = self.reader.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
             if started is None:
                 raise EOFError("the zygote did not fork a child in time")
@@ -164,12 +188,16 @@ class Zygote:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.proc = None
+        self.ready = False
 
 
 class Spawner:
     """Spawns one child per battery (platforms without fork, or --subinterp-start=spawn)."""
 
     holds_templates = False
+
+    def start_early(self, templates: list[dict[str, Any]]) -> None:
+        """Nothing to start ahead."""
 
     def __init__(self, cwd: Path, log_dir: Path) -> None:
         self.cwd = cwd

@@ -7,7 +7,8 @@ and that every child inherits through ``fork`` and ends itself (see docs/templat
 spare child is forked ahead of the next request, so that copying the zygote's memory overlaps
 the running battery.
 
-Protocol: JSON lines.  stdin: ``{"id", "request"}`` or ``{"cmd": "exit"}``; stdout:
+Protocol: JSON lines.  stdin: ``{"id", "request"}``, ``{"cmd": "prepare", "templates": [...]}``
+(make templates ahead of the first request; no answer) or ``{"cmd": "exit"}``; stdout:
 ``{"ready", "helper_error", "templates"}`` once, then ``{"id", "pid", "templates",
 "template_error"}`` and ``{"id", "status", "max_rss_kb", "zygote_rss_kb"}`` per battery
 (``status`` as returned by ``os.waitpid``, the child's peak RSS from ``wait4``).  A request asks
@@ -98,6 +99,14 @@ class TemplateZygote:
             return self.errors[config]
         return None
 
+    def prepare(self, shapes: list[dict[str, Any]]) -> None:
+        """Make the templates these shapes need before any request (errors are kept for the
+        requests to report), and a spare child for the first of them."""
+        for wanted in shapes:
+            self.ensure(wanted)
+        if shapes and self.spare is None and self.ensure(shapes[0]) is None:
+            self.spare = self._fork_spare()
+
     def fork(self, request: dict[str, Any], wanted: dict[str, Any] | None) -> int:
         """The pid of the child that runs `request`: the spare when it fits, else a new one."""
         spare, self.spare = self.spare, None
@@ -159,6 +168,10 @@ def serve(inp: Any, out: Any, mode: str = "fork") -> None:
             message = json.loads(line)
             if message.get("cmd") == "exit":
                 return
+            if message.get("cmd") == "prepare":
+                if templates is not None:
+                    templates.prepare(message["templates"])
+                continue
             request = message["request"]
             wanted = request.get("templates") if templates is not None else None
             template_error = templates.ensure(wanted) if templates is not None and wanted else None
