@@ -367,6 +367,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    # Measure what users get: Pythons cache bytecode.  Without the cache (this machine's default
+    # environment sets PYTHONDONTWRITEBYTECODE) every interpreter compiles the plugin's modules.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     version = platform.python_version()
     configs = ["isolated", "legacy"] if sys.version_info >= (3, 12) else ["legacy"]
     print(f"Python {version} ({sys.executable}), {os.cpu_count()} CPUs, batteries={args.batteries} "
