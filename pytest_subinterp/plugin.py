@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
 CONTROLLER_KEY = pytest.StashKey["BatteryController"]()
 ITEM_SETTINGS_KEY = pytest.StashKey[options.Settings]()
+WANTS_BATTERY_KEY = pytest.StashKey[bool]()
 
 
 class SubinterpFallbackWarning(pytest.PytestWarning):
@@ -39,6 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     config.stash[SETTINGS_KEY] = options.resolve(config)
     config.pluginmanager.register(terminal.VerdictSummary(), "subinterp-summary")
+    if config.get_verbosity() > 0:  # the shape only changes the verbose word
+        config.pluginmanager.register(terminal.ShapeStatus(), "subinterp-shape-status")
     report_path = config.stash[SETTINGS_KEY].report
     if report_path and not hasattr(config, "workerinput"):  # xdist workers send reports instead
         from pytest_subinterp.jsonreport import JsonReport
@@ -56,10 +59,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[CONTROLLER_KEY]
 
 
-def _wants_battery(item: pytest.Item, settings: options.Settings) -> bool:
+def _marked(item: pytest.Item, settings: options.Settings, parents: dict[int, bool] | None = None) -> bool:
+    """item.get_closest_marker(MARKER_NAME), with the parent's answer computed once per parent
+    (`parents`; None: ask the parent itself): for every unmarked test pytest collects."""
     if settings.disabled:
         return False
-    return settings.all or item.get_closest_marker(MARKER_NAME) is not None
+    if settings.all or any(mark.name == MARKER_NAME for mark in item.own_markers):
+        return True
+    parent = item.parent
+    if parent is None:
+        return False
+    if parents is None:
+        return parent.get_closest_marker(MARKER_NAME) is not None
+    if id(parent) not in parents:
+        parents[id(parent)] = parent.get_closest_marker(MARKER_NAME) is not None
+    return parents[id(parent)]
+
+
+def _wants_battery(item: pytest.Item, settings: options.Settings, parents: dict[int, bool] | None = None) -> bool:
+    """Whether the item runs as batteries.  Decided once, when collection is finished (markers
+    added by pytest_collection_modifyitems count): unmarked tests must cost nothing measurable,
+    and get_closest_marker walks the node chain."""
+    wants = item.stash.get(WANTS_BATTERY_KEY, None)
+    if wants is None:
+        wants = item.stash[WANTS_BATTERY_KEY] = _marked(item, settings, parents)
+    return wants
 
 
 @pytest.hookimpl(wrapper=True)
@@ -70,8 +94,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     if result is None or settings is None:
         return result
     items = list(result) if isinstance(result, (list, tuple)) or hasattr(result, "__next__") else [result]
+    parents: dict[int, bool] = {}
     for item in items:
-        if isinstance(item, pytest.Item) and _wants_battery(item, settings):
+        if isinstance(item, pytest.Item) and _marked(item, settings, parents):
             try:
                 item.stash[ITEM_SETTINGS_KEY] = marker_settings(item, settings)
             except MarkerError as exc:
@@ -113,8 +138,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if settings is None or settings.disabled or session.config.option.collectonly:
         return
     wanted = {}
+    parents: dict[int, bool] = {}
     for item in session.items:
-        if _wants_battery(item, settings):
+        if _wants_battery(item, settings, parents):
             item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
             wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
     if wanted:
@@ -187,10 +213,5 @@ def _emit_warnings(item: pytest.Item, report: pytest.TestReport) -> None:
             # -W error: the warning is an error, so the test fails with it.
             report.outcome = "failed"
             report.longrepr = text
-
-
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
-    """Show the battery shape in verbose mode: 'PASSED [2x4x1 isolated]'."""
-    return terminal.teststatus(report)
 
 

@@ -59,6 +59,14 @@ class VerdictSummary:
                     terminal.write_line(f"    {nodeid}")
 
 
+class ShapeStatus:
+    """Registered in verbose mode only: unmarked tests must not pay for it otherwise."""
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Any:
+        """Show the battery shape in verbose mode: 'PASSED [2x4x1 isolated]'."""
+        return teststatus(report)
+
+
 def teststatus(report: pytest.TestReport) -> tuple[str, str, Any] | None:
     """'PASSED [2x4x1 isolated]' in verbose mode for a marked test's call phase."""
     shape = getattr(report, "subinterp_shape", None)

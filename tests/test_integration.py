@@ -218,3 +218,28 @@ def test_warnings_as_errors_keep_a_passing_battery_passing(subinterp_pytester: p
     result.stdout.fnmatch_lines([f"test_warn.py::test_clean PASSED [[]2x2x1 {DEFAULT}[]]*"])
     result.stdout.fnmatch_lines(["E       UserWarning: raised inside the battery"])
     result.stdout.no_fnmatch_line("*Warning*test_clean*")
+
+
+def test_marker_added_by_collection_modifyitems_runs_a_battery(subinterp_pytester: pytest.Pytester) -> None:
+    """A conftest that marks tests in pytest_collection_modifyitems (a common pattern) gets
+    batteries for them: whether a test runs as batteries is decided after collection."""
+    subinterp_pytester.makeconftest("""
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if "native" in item.name:
+                    item.add_marker(pytest.mark.subinterp(threads=2, leaks="off"))
+    """)
+    subinterp_pytester.makepyfile(test_late="""
+        from pytest_subinterp import _subinterp
+
+        def test_native():
+            assert _subinterp.interpreter_index() >= 0  # inside a battery interpreter
+
+        def test_plain():
+            assert _subinterp.interpreter_index() == -1  # in the main process, as usual
+    """)
+    result = subinterp_pytester.runpytest_subprocess("-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_late.py::test_native PASSED [[]2x2x1 *[]]*"])
