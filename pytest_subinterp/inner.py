@@ -174,6 +174,8 @@ class InnerPlugin:
             # The no-op control first: it also warms the measuring itself up.
             data["control"] = leaks.growth_per_call(lambda: None)
             data["growth"] = leaks.growth_per_call(call_once)
+            if data["growth"] and data["control"] and leaks.suspicious_growth(data["growth"], data["control"]):
+                data["growth"]["confirm"] = leaks.confirm_growth(call_once)
         helper.barrier()
         self.leaks[nodeid] = data
 

@@ -34,6 +34,12 @@ MEASURED_BATCHES = 3
 TOTAL_CALLS = WARMUP_CALLS + CALLS_PER_BATCH * MEASURED_BATCHES
 REPEAT_BUDGET_S = 1.0  # a test whose calls would take longer is not repeated
 BLOCKS_PER_CALL_THRESHOLD = 4
+# When every measured batch grew, CONFIRM_BATCHES longer batches must grow as much per call:
+# CPython's and the test's own caches (lru_cache, the re cache, interned strings, warnings
+# registries) stop growing once full, a leak does not (seen on multidict's pure-Python tests:
+# +27, +24, +23 blocks per 4 calls that a longer run does not keep up).
+CONFIRM_BATCHES = 2
+CALLS_PER_CONFIRM_BATCH = 16
 SERIES_WARMUP = 1
 SERIES_MEASURED = 2
 IMMORTAL_REFCOUNT = 1 << 29  # 3.12+ immortal objects report ~2**32; nothing real gets close
@@ -167,6 +173,30 @@ def _fmt(value: int, unit: str) -> str:
 
 # ---- inside an interpreter: per-call growth --------------------------------------------------
 
+def _sample(has_refs: bool) -> tuple[int, int, int]:
+    gc.collect()
+    refs = sys.gettotalrefcount() if has_refs else 0  # type: ignore[attr-defined]
+    return len(gc.get_objects()), sys.getallocatedblocks(), refs
+
+
+def confirm_growth(fn: Callable[[], object]) -> dict[str, list[int]] | None:
+    """CONFIRM_BATCHES batches of CALLS_PER_CONFIRM_BATCH more calls, measured like
+    growth_per_call's (run right after it, when its batches all grew); None if fn raised."""
+    has_refs = hasattr(sys, "gettotalrefcount")
+    samples = [(0, 0, 0)] * (CONFIRM_BATCHES + 1)
+    try:
+        samples[0] = _sample(has_refs)
+        for index in range(1, CONFIRM_BATCHES + 1):
+            for _ in range(CALLS_PER_CONFIRM_BATCH):
+                fn()
+            samples[index] = _sample(has_refs)
+    except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
+        return None
+    deltas = [tuple(b - a for a, b in zip(before, after)) for before, after in zip(samples, samples[1:])]
+    return {"objects": [d[0] for d in deltas], "blocks": [d[1] for d in deltas],
+            "refs": [d[2] for d in deltas] if has_refs else []}
+
+
 def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
     """Blocks (and refs) added per batch of CALLS_PER_BATCH calls, for MEASURED_BATCHES batches
     after WARMUP_CALLS; None if fn raised, started threads, or is too slow to repeat.
@@ -214,25 +244,54 @@ def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
             "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
 
 
+def _grew(values: list[int], baseline: list[int], per_call: int) -> bool:
+    return bool(values) and len(values) == len(baseline) and all(
+        v - c >= per_call * CALLS_PER_BATCH for v, c in zip(values, baseline))
+
+
+def suspicious_growth(test: dict[str, list[int]], control: dict[str, list[int]]) -> bool:
+    """Whether some detector fired on the measured batches (then confirm_growth runs)."""
+    return any(_grew(test.get(key) or [], control.get(key) or [], per_call)
+               for key, per_call in PER_CALL_THRESHOLDS)
+
+
+PER_CALL_THRESHOLDS = (("objects", 1), ("blocks", BLOCKS_PER_CALL_THRESHOLD), ("refs", 1))
+
+
+def _confirmed(confirm: dict[str, list[int]] | None, control: dict[str, list[int]], key: str,
+               per_call: int) -> bool:
+    """The confirmation batches grew at least as much per call beyond the control's rate."""
+    if confirm is None:
+        return True  # not measured (a test body that raised on a later call): the batches decide
+    values, baseline = confirm.get(key) or [], control.get(key) or []
+    if not values or not baseline:
+        return False
+    control_per_call = max(baseline) / CALLS_PER_BATCH
+    return all(v - control_per_call * CALLS_PER_CONFIRM_BATCH >= per_call * CALLS_PER_CONFIRM_BATCH
+               for v in values)
+
+
 def per_call_findings(test: dict[str, list[int]], control: dict[str, list[int]], config: str) -> list[Finding]:
     """A leak when every measured batch grew more than the no-op control's batch did: by at
     least one GC-tracked object per call (a leaked list, dict, tuple or instance), one reference
-    per call (debug builds), or BLOCKS_PER_CALL_THRESHOLD allocated blocks per call.  Blocks
-    alone are noisy: `Path.write_text` grows CPython's own caches by 1 block per call on 3.13 and
-    2 on 3.11 for dozens of calls, so a single leaked str/int per call is only seen on debug
-    builds.  One finding per test: the first detector that fires."""
+    per call (debug builds), or BLOCKS_PER_CALL_THRESHOLD allocated blocks per call, and the
+    longer confirmation batches (test["confirm"]) kept growing as fast.  Blocks alone are noisy:
+    `Path.write_text` grows CPython's own caches by 1 block per call on 3.13 and 2 on 3.11 for
+    dozens of calls, so a single leaked str/int per call is only seen on debug builds.  One
+    finding per test: the first detector that fires."""
     findings = []
-    for key, per_call in (("objects", 1), ("blocks", BLOCKS_PER_CALL_THRESHOLD), ("refs", 1)):
+    confirm = test.get("confirm")
+    for key, per_call in PER_CALL_THRESHOLDS:
         values, baseline = test.get(key) or [], control.get(key) or []
-        if not values or len(values) != len(baseline):
-            continue
-        if all(v - c >= per_call * CALLS_PER_BATCH for v, c in zip(values, baseline)):
+        if _grew(values, baseline, per_call) and _confirmed(confirm, control, key, per_call):
             what = {"objects": "GC-tracked objects", "blocks": "allocated blocks", "refs": "references"}[key]
             findings.append(Finding(
                 "blocks", f"+{', +'.join(map(str, values))} {what} per {CALLS_PER_BATCH} calls",
                 f"no-op calls: {', '.join(f'+{c}' for c in baseline)}", config,
                 f"in interpreter 1 over {len(values)} batches of {CALLS_PER_BATCH} calls after "
-                f"{WARMUP_CALLS} warm-up calls"))
+                f"{WARMUP_CALLS} warm-up calls"
+                + (f", then +{', +'.join(map(str, confirm[key]))} per {CALLS_PER_CONFIRM_BATCH} calls"
+                   if confirm and confirm.get(key) else "")))
             break
     return findings
 
