@@ -265,7 +265,13 @@ class Analyser:
             refused = [r for r in inner.get("refusals", ())
                        if quirks.is_subinterpreter_refusal(r["message"]) and not quirks.is_stdlib_path(r.get("path"))]
             refused.sort(key=lambda r: r["message"] not in text)
-            if refused or quirks.is_subinterpreter_refusal(text):
+            blocked = quirks.blocked_module_in(text, config_name)
+            if blocked and not refused:
+                headline = messages.STDLIB_BLOCKED.format(
+                    module=blocked, config=config_name, version=".".join(map(str, sys.version_info[:3])))
+                collected.synthetic.append(reports.Synthetic(
+                    "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
+            elif refused or quirks.is_subinterpreter_refusal(text):
                 if refused:
                     headline = reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
                 else:

@@ -55,6 +55,11 @@ STDLIB_REFUSED = (
     "(a limit of CPython, not of the project under test); the test needs it: mark it "
     "config=\"legacy\" or skip it in sub-interpreters"
 )
+STDLIB_BLOCKED = (
+    "CPython's own module '{module}' is blocked in {config} sub-interpreters on Python {version}: "
+    "CPython itself crashes with it there (docs/cpython-quirks.md); the test needs it: mark it "
+    "config=\"legacy\", skip it in sub-interpreters, or run on a newer CPython"
+)
 FALLBACK_USED = (
     "extension module '{module}' was refused in {config} interpreter{interp} ({message}) and the "
     "package caught the ImportError: its C code was not exercised there, the test ran its "

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 _BLOCKED: dict[tuple[int, int, str], tuple[str, ...]] = {
     # 3.12.1: after one isolated interpreter refused these, importing them in the next one can
     # abort the process ("double free or corruption"); _hashlib aborts it at exit.
-    (3, 12, "isolated"): ("_datetime", "_decimal", "_hashlib", "readline"),
+    (3, 12, "isolated"): ("_datetime", "_decimal", "_hashlib", "readline", "_tracemalloc"),
     # readline is refused by every isolated interpreter anyway, but on 3.12.1 it runs its
     # (not thread-safe) initialisation first: two interpreters set up in parallel crashed
     # (SIGSEGV/SIGABRT in the import phase, 7 of ~600 whole-suite tests).
+    # _tracemalloc loads in 3.12 isolated interpreters but its state is process-wide: msgpack's
+    # test_no_memory_leak_on_nested_invalid_tag (tracemalloc.start() in two interpreters at
+    # once) segfaulted a 3.12.1 whole-suite run; 3.13 refuses the module instead.
     (3, 13, "isolated"): ("readline",),
 }
 
@@ -37,6 +40,17 @@ def blocked_modules(config: str, version: tuple[int, int] | None = None) -> list
     """Stdlib modules to block in a fresh interpreter of `config` on this Python."""
     major, minor = version or sys.version_info[:2]
     return list(_BLOCKED.get((major, minor, config), ()))
+
+
+_HALTED = re.compile(r"import of (\S+) halted; None in sys\.modules")
+
+
+def blocked_module_in(text: str, config: str) -> str | None:
+    """The module this config blocks (see _BLOCKED) whose import failed in `text`, if any."""
+    for match in _HALTED.finditer(text):
+        if match.group(1) in blocked_modules(config):
+            return match.group(1)
+    return None
 
 
 @dataclass(frozen=True)

@@ -347,3 +347,25 @@ def test_gh_stdlib_refusal_is_not_blamed_on_the_project(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines([f"*CPython's own module '{stdlib}' is refused by isolated sub-interpreters*"])
     result.stdout.no_fnmatch_line("*module '?'*")
     result.stdout.no_fnmatch_line("*port it to multi-phase init*")
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="_tracemalloc is blocked in 3.12 isolated interpreters only")
+def test_blocked_tracemalloc_is_named_as_cpythons(pytester: pytest.Pytester) -> None:
+    """Regression (msgpack's whole-suite run on 3.12.1: tracemalloc.start() in two isolated
+    interpreters at once segfaulted): _tracemalloc is blocked, and a test that needs it is told
+    it is CPython's module, blocked because CPython crashes with it."""
+    pytester.makepyfile("""
+        import tracemalloc
+        import pytest
+
+        @pytest.mark.subinterp(config="isolated")
+        def test_needs_tracemalloc():
+            tracemalloc.start()
+            tracemalloc.stop()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=off")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*CPython's own module '_tracemalloc' is blocked in isolated sub-interpreters on Python 3.12*",
+        "import refused by a sub-interpreter: 1",
+    ])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pytest_subinterp import crash, quirks, reports
 
 PROGRESS = """\
@@ -44,7 +46,8 @@ def test_phase_end_maps_to_teardown():
 
 
 def test_blocked_modules_only_for_312_isolated():
-    assert quirks.blocked_modules("isolated", (3, 12)) == ["_datetime", "_decimal", "_hashlib", "readline"]
+    assert quirks.blocked_modules("isolated", (3, 12)) == ["_datetime", "_decimal", "_hashlib", "readline",
+                                                           "_tracemalloc"]
     assert quirks.blocked_modules("legacy", (3, 12)) == []
     assert quirks.blocked_modules("isolated", (3, 13)) == ["readline"]
     assert quirks.blocked_modules("legacy", (3, 13)) == []
@@ -85,3 +88,11 @@ def test_stdlib_paths_are_not_extensions():
 def test_refused_module_name():
     assert quirks.refused_module_name("ImportError: module _tracemalloc does not support loading in subinterpreters") == "_tracemalloc"
     assert quirks.refused_module_name("No module named 'x'") is None
+
+
+def test_blocked_module_in_a_collection_error():
+    text = "E   ModuleNotFoundError: import of _tracemalloc halted; None in sys.modules"
+    expected = "_tracemalloc" if sys.version_info[:2] == (3, 12) else None
+    assert quirks.blocked_module_in(text, "isolated") == expected
+    assert quirks.blocked_module_in(text, "legacy") is None
+    assert quirks.blocked_module_in("import of mypkg halted; None in sys.modules", "isolated") is None
