@@ -1276,8 +1276,8 @@ subinterp_run_battery(PyObject *module, PyObject *args, PyObject *kwargs)
 /* ---- template interpreters (in the zygote) ---- */
 
 /* Creator thread of a template: create the interpreter, run the prepare entry (import pytest),
-   then detach with the documented sequence so that the interpreter is left with no thread
-   state at all: a forked child attaches its own and may then end it. */
+   then detach with the documented sequence, leaving only a placeholder thread state that no
+   thread uses: a forked child attaches its own, deletes the placeholder and may then end it. */
 static void *
 subinterp_template_main(void *raw)
 {
@@ -1318,7 +1318,7 @@ done:
 PyDoc_STRVAR(make_templates_doc,
 "make_templates(config, count, entry, arg) -> list[dict]\n\n"
 "Create `count` template interpreters ('isolated' or 'legacy', Python 3.12+), run\n"
-"entry(arg, index) in each and keep them with no thread state, for the children that\n"
+"entry(arg, index) in each and keep them with no attached thread state, for the children that\n"
 "fork_keeping_templates() forks.  Returns one dict per interpreter (as run_battery's\n"
 "'interpreters'); the ones whose entry raised were ended and are not kept.  Call it from the\n"
 "main interpreter of a process that has no other threads.");
