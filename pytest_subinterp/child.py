@@ -131,7 +131,10 @@ def _template_battery_with_cached_control(request: dict[str, Any]) -> dict[str, 
     }
     if not result["hung"] and leaks.suspicious(info["test"], info["control"], request["interpreters"],
                                                request["config"]):
-        _lifetime_series(request, info)
+        if request["spec"].get("unfreeze"):
+            _lifetime_series(request, info)
+        else:
+            info["needs_unfrozen"] = True  # the controller runs it again unfrozen (session.py)
     result["leaks"] = info
     return result
 

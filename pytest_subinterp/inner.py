@@ -369,11 +369,11 @@ def run(spec_json: str, index: int) -> str:
     except BaseException:  # noqa: BLE001 - reported by the controller, never lost
         output["error"] = traceback.format_exc()
     _helper().set_phase("finish")
-    if spec.get("template") and spec.get("leaks"):
+    if spec.get("template") and spec.get("unfreeze"):
         # Frozen template objects are never collected, and whatever the test hung on them (ABC
-        # registries, caches of pytest and the stdlib) would outlive the interpreter: the
-        # memory-per-lifetime check needs the same end as a fresh interpreter's (measured on
-        # multidict's suite: 86 of 120 batteries looked suspicious while frozen).
+        # registries, caches of pytest and the stdlib) would outlive the interpreter.  When the
+        # frozen battery retained more than its control, the controller re-runs it unfrozen, for
+        # the same end as a fresh interpreter's (multidict's suite: 86 of 120 batteries).
         import gc
 
         gc.unfreeze()

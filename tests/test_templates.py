@@ -245,3 +245,34 @@ def test_os_environ_is_the_processes_not_the_zygotes(subinterp_pytester: pytest.
     result.assert_outcomes(passed=1)
     data = json.loads((subinterp_pytester.path / "r.json").read_text())
     assert [b["start"] for b in data["tests"][0]["batteries"]] == ["template"]
+
+
+@needs_isolated
+def test_memory_kept_by_frozen_objects_is_not_a_leak(subinterp_pytester: pytest.Pytester,
+                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Memory a test hangs on a frozen template object (here a class attribute of pytest's) is
+    freed with a fresh interpreter: the battery is re-run with the templates unfrozen before they
+    end, finds no leak, and the module's next test runs unfrozen at once."""
+    out = tmp_path_factory.mktemp("pids")
+    subinterp_pytester.makepyfile(test_frozen=f"""
+        import os
+        import pytest
+
+        def hang_on_a_frozen_class():
+            pytest.Item._subinterp_probe = bytearray(512 * 1024)  # one per interpreter
+            open(os.path.join({str(out)!r}, f"{{os.getpid()}}"), "w").close()
+
+        @pytest.mark.subinterp(threads=1)
+        def test_first():
+            hang_on_a_frozen_class()
+
+        @pytest.mark.subinterp(threads=1)
+        def test_second():
+            hang_on_a_frozen_class()
+    """)
+    result = subinterp_pytester.runpytest_subprocess("--subinterp-report=r.json")
+    result.assert_outcomes(passed=2)
+    data = json.loads((subinterp_pytester.path / "r.json").read_text())
+    assert [entry["findings"] for test in data["tests"] for entry in test["leaks"]] == [[], []]
+    assert {b["start"] for test in data["tests"] for b in test["batteries"]} == {"template"}
+    assert len(list(out.iterdir())) == 3  # test_first frozen, then unfrozen; test_second unfrozen
