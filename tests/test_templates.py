@@ -11,6 +11,7 @@ why; and Python 3.11 (no templates) runs fresh.
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -57,10 +58,18 @@ def test_shared_type():
 
 
 def _run(pytester: pytest.Pytester, start: str, report: str, *args: str) -> dict[str, dict]:
-    """Run the test file with a start mode; the report's tests by name."""
-    pytester.runpytest_subprocess(f"--subinterp-start={start}", f"--subinterp-report={report}", *args)
+    """Run the test file with a start mode; the report's tests by name, with "cpython_crash":
+    whether a crash was attributed to a known defect of CPython (they strike at random)."""
+    result = pytester.runpytest_subprocess(f"--subinterp-start={start}", f"--subinterp-report={report}", *args)
+    lines = result.stdout.lines
+    blamed = {match.group(1).split("::")[1] for line, after in zip(lines, lines[1:])
+              if (match := re.search(r"crashed with \S+ while running '([^']+)'", line))
+              and "known defect of CPython" in after}
     data = json.loads((pytester.path / report).read_text())
-    return {test["nodeid"].split("::")[1]: test for test in data["tests"]}
+    tests = {test["nodeid"].split("::")[1]: test for test in data["tests"]}
+    for name, test in tests.items():
+        test["cpython_crash"] = name in blamed
+    return tests
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -72,28 +81,35 @@ def test_same_verdicts_as_fresh_interpreters(subinterp_pytester: pytest.Pytester
     fresh = _run(subinterp_pytester, "fork", "fresh.json")
     verdicts = {name: test["verdict"] for name, test in template.items()}
     fresh_verdicts = {name: test["verdict"] for name, test in fresh.items()}
+    for name in [name for name in verdicts if template[name]["cpython_crash"] or fresh[name]["cpython_crash"]]:
+        # CPython 3.12.1/3.13.0's own random aborts (quirks.py) are reported as CPython's; they
+        # say nothing about either start.
+        verdicts.pop(name)
+        fresh_verdicts.pop(name)
     if config == "legacy" and sys.version_info < (3, 13):
         # CPython 3.12.1 crashes ending two legacy interpreters that share a single-phase module
         # (quirks.py); whether it does depends on the heap, and the report blames CPython.
-        assert {verdicts.pop("test_single_phase"), fresh_verdicts.pop("test_single_phase")} <= {"passed", "crashed"}
+        left = {verdicts.pop("test_single_phase", "passed"), fresh_verdicts.pop("test_single_phase", "passed")}
+        assert left <= {"passed", "crashed"}
     assert verdicts == fresh_verdicts
     expected = {
         "test_good": "passed", "test_fails_in_one_interpreter": "failed", "test_crash": "crashed",
         "test_hang": "hung", "test_memory_leak": "leaked",
     }  # fmt: skip
-    assert {name: verdicts[name] for name in expected} == expected
     if config == "isolated":  # legacy interpreters load single-phase modules and share static types
-        assert verdicts["test_single_phase"] == "import refused"
-        assert verdicts["test_shared_type"] == "leaked"
+        expected.update(test_single_phase="import refused", test_shared_type="leaked")
+    assert {name: verdicts[name] for name in expected if name in verdicts} == {
+        name: verdict for name, verdict in expected.items() if name in verdicts}
     assert {b["start"] for test in template.values() for b in test["batteries"]} == {"template"}
     assert {b["start"] for test in fresh.values() for b in test["batteries"]} == {"fresh"}
-    assert _findings(template) == _findings(fresh)
+    compared = set(verdicts)
+    assert _findings(template, compared) == _findings(fresh, compared)
 
 
-def _findings(tests: dict[str, dict]) -> dict[str, list[str]]:
-    """Each test's leak findings, up to the figures: 'state leak (memory) in isolated interpreters'."""
+def _findings(tests: dict[str, dict], names: set[str]) -> dict[str, list[str]]:
+    """Each named test's leak findings, up to the figures: 'state leak (memory) in isolated interpreters'."""
     return {name: sorted(finding.split(":")[0] for entry in test["leaks"] for finding in entry["findings"])
-            for name, test in tests.items()}
+            for name, test in tests.items() if name in names}
 
 
 RECORDING_CONFTEST = """
