@@ -265,21 +265,8 @@ class Analyser:
             refused = [r for r in inner.get("refusals", ())
                        if quirks.is_subinterpreter_refusal(r["message"]) and not quirks.is_stdlib_path(r.get("path"))]
             refused.sort(key=lambda r: r["message"] not in text)
-            blocked = quirks.blocked_module_in(text, config_name)
-            if blocked and not refused:
-                headline = messages.STDLIB_BLOCKED.format(
-                    module=blocked, config=config_name, version=".".join(map(str, sys.version_info[:3])))
-                collected.synthetic.append(reports.Synthetic(
-                    "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
-            elif refused or quirks.is_subinterpreter_refusal(text):
-                if refused:
-                    headline = reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
-                else:
-                    # Only CPython's own modules were refused (e.g. _tracemalloc on 3.13.0,
-                    # _ctypes on 3.12): not the project's fault.
-                    headline = messages.STDLIB_REFUSED.format(
-                        module=quirks.refused_module_name(text) or "a standard library module",
-                        config=config_name, version=".".join(map(str, sys.version_info[:3])))
+            headline = self._refusal_headline(text, refused, config_name)
+            if headline is not None:
                 collected.synthetic.append(reports.Synthetic(
                     "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
             else:
@@ -288,6 +275,23 @@ class Analyser:
         if inner.get("not_found") and not inner.get("collect_errors"):
             collected.synthetic.append(reports.Synthetic("setup", messages.NOT_COLLECTED.format(
                 nodeid=item.nodeid, config=config_name, interp=index + 1), "infrastructure"))
+
+    @staticmethod
+    def _refusal_headline(text: str, refused: list[dict[str, Any]], config_name: str) -> str | None:
+        """What a collection error that is a refused (or blocked) import means, or None."""
+        version = ".".join(map(str, sys.version_info[:3]))
+        if refused:
+            return reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
+        blocked = quirks.blocked_module_in(text, config_name)
+        if blocked:
+            return messages.STDLIB_BLOCKED.format(module=blocked, config=config_name, version=version)
+        if quirks.is_subinterpreter_refusal(text):
+            # Only CPython's own modules were refused (e.g. _tracemalloc on 3.13.0, _ctypes on
+            # 3.12): not the project's fault.
+            return messages.STDLIB_REFUSED.format(
+                module=quirks.refused_module_name(text) or "a standard library module",
+                config=config_name, version=version)
+        return None
 
     def _add_fallbacks(self, item: pytest.Item, config_name: str, index: int, inner: dict[str, Any],
                        entry: reports.InterpreterReports, collected: reports.Collected) -> None:

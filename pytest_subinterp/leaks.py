@@ -34,6 +34,8 @@ MEASURED_BATCHES = 3
 TOTAL_CALLS = WARMUP_CALLS + CALLS_PER_BATCH * MEASURED_BATCHES
 REPEAT_BUDGET_S = 1.0  # a test whose calls would take longer is not repeated
 BLOCKS_PER_CALL_THRESHOLD = 4
+# Per-call detectors: what is counted, and how much growth per call is a leak.
+PER_CALL_THRESHOLDS = (("objects", 1), ("blocks", BLOCKS_PER_CALL_THRESHOLD), ("refs", 1))
 # When every measured batch grew, CONFIRM_BATCHES longer batches must grow as much per call:
 # CPython's and the test's own caches (lru_cache, the re cache, interned strings, warnings
 # registries) stop growing once full, a leak does not (seen on multidict's pure-Python tests:
@@ -173,28 +175,35 @@ def _fmt(value: int, unit: str) -> str:
 
 # ---- inside an interpreter: per-call growth --------------------------------------------------
 
-def _sample(has_refs: bool) -> tuple[int, int, int]:
-    gc.collect()
-    refs = sys.gettotalrefcount() if has_refs else 0  # type: ignore[attr-defined]
-    return len(gc.get_objects()), sys.getallocatedblocks(), refs
+def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: int) -> dict[str, list[int]]:
+    """GC-tracked objects, allocated blocks and (debug builds) references added by each of
+    `batches` batches of `calls_per_batch` calls.  The samples live in lists allocated up front:
+    the only allocation the measuring adds is one int per sample, the same in the no-op control."""
+    has_refs = hasattr(sys, "gettotalrefcount")  # debug builds
+    blocks = [0] * (batches + 1)
+    tracked = [0] * (batches + 1)
+    refs = [0] * (batches + 1)
+    for index in range(batches + 1):
+        if index:
+            for _ in range(calls_per_batch):
+                fn()
+        gc.collect()
+        tracked[index] = len(gc.get_objects())
+        blocks[index] = sys.getallocatedblocks()
+        if has_refs:
+            refs[index] = sys.gettotalrefcount()  # type: ignore[attr-defined]
+    return {"blocks": [b - a for a, b in zip(blocks, blocks[1:])],
+            "objects": [b - a for a, b in zip(tracked, tracked[1:])],
+            "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
 
 
 def confirm_growth(fn: Callable[[], object]) -> dict[str, list[int]] | None:
     """CONFIRM_BATCHES batches of CALLS_PER_CONFIRM_BATCH more calls, measured like
     growth_per_call's (run right after it, when its batches all grew); None if fn raised."""
-    has_refs = hasattr(sys, "gettotalrefcount")
-    samples = [(0, 0, 0)] * (CONFIRM_BATCHES + 1)
     try:
-        samples[0] = _sample(has_refs)
-        for index in range(1, CONFIRM_BATCHES + 1):
-            for _ in range(CALLS_PER_CONFIRM_BATCH):
-                fn()
-            samples[index] = _sample(has_refs)
+        return _measure_batches(fn, CONFIRM_BATCHES, CALLS_PER_CONFIRM_BATCH)
     except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
         return None
-    deltas = [tuple(b - a for a, b in zip(before, after)) for before, after in zip(samples, samples[1:])]
-    return {"objects": [d[0] for d in deltas], "blocks": [d[1] for d in deltas],
-            "refs": [d[2] for d in deltas] if has_refs else []}
 
 
 def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
@@ -203,15 +212,10 @@ def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
 
     Batches, not single calls: CPython's own caches and free lists grow by about one block per
     call for the first few dozen calls of ordinary I/O (open/close), so one call is too little
-    to tell that from a one-object leak.  The samples live in a list allocated up front; the
-    only allocation the measuring adds is one int per sample, the same in the no-op control."""
+    to tell that from a one-object leak."""
     import threading
     import time
 
-    has_refs = hasattr(sys, "gettotalrefcount")  # debug builds
-    blocks = [0] * (MEASURED_BATCHES + 1)
-    tracked = [0] * (MEASURED_BATCHES + 1)
-    refs = [0] * (MEASURED_BATCHES + 1)
     threads_before = threading.active_count()
     try:
         start = time.perf_counter()
@@ -222,26 +226,12 @@ def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
             fn()
             if threading.active_count() != threads_before:
                 return None  # each call starts threads: reported as threads left running
-        gc.collect()
-        tracked[0] = len(gc.get_objects())
-        blocks[0] = sys.getallocatedblocks()
-        if has_refs:
-            refs[0] = sys.gettotalrefcount()  # type: ignore[attr-defined]
-        for index in range(1, MEASURED_BATCHES + 1):
-            for _ in range(CALLS_PER_BATCH):
-                fn()
-            gc.collect()
-            tracked[index] = len(gc.get_objects())
-            blocks[index] = sys.getallocatedblocks()
-            if has_refs:
-                refs[index] = sys.gettotalrefcount()  # type: ignore[attr-defined]
+        growth = _measure_batches(fn, MEASURED_BATCHES, CALLS_PER_BATCH)
     except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
         return None
     if threading.active_count() != threads_before:
         return None
-    return {"blocks": [b - a for a, b in zip(blocks, blocks[1:])],
-            "objects": [b - a for a, b in zip(tracked, tracked[1:])],
-            "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
+    return growth
 
 
 def _grew(values: list[int], baseline: list[int], per_call: int) -> bool:
@@ -253,9 +243,6 @@ def suspicious_growth(test: dict[str, list[int]], control: dict[str, list[int]])
     """Whether some detector fired on the measured batches (then confirm_growth runs)."""
     return any(_grew(test.get(key) or [], control.get(key) or [], per_call)
                for key, per_call in PER_CALL_THRESHOLDS)
-
-
-PER_CALL_THRESHOLDS = (("objects", 1), ("blocks", BLOCKS_PER_CALL_THRESHOLD), ("refs", 1))
 
 
 def _confirmed(confirm: dict[str, list[int]] | None, control: dict[str, list[int]], key: str,

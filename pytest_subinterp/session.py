@@ -54,6 +54,12 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _read_result(directory: Path) -> dict[str, Any] | None:
+    """The C helper's result a battery child wrote, or None if it died first."""
+    text = _read(directory / child.RESULT_FILE)
+    return json.loads(text) if text else None
+
+
 def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[str, Any]]]:
     """Per interpreter, the results the inner sessions wrote test by test (inner.py)."""
     lines: dict[int, list[dict[str, Any]]] = {}
@@ -304,8 +310,7 @@ class BatteryController:
             directory = self._new_battery_dir()
             control_request = {**request, "dir": str(directory), "role": "control"}
             exit_info = self.launcher.run(control_request, settings.timeout)
-            result_text = _read(directory / child.RESULT_FILE)
-            result = json.loads(result_text) if result_text else None
+            result = _read_result(directory)
             shutil.rmtree(directory, ignore_errors=True)
             usable = (exit_info.templates and exit_info.exit_code == 0 and result is not None
                       and not result["hung"])
@@ -365,8 +370,7 @@ class BatteryController:
         start = time.perf_counter()
         exit_info = self.launcher.run(request, settings.timeout * batteries)
         wall = time.perf_counter() - start
-        result_text = _read(directory / child.RESULT_FILE)
-        result = json.loads(result_text) if result_text else None
+        result = _read_result(directory)
         outcome = BatteryOutcome(
             config=config_name,
             exit=exit_info,

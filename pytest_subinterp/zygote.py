@@ -102,9 +102,8 @@ class TemplateZygote:
     def prepare(self, shapes: list[dict[str, Any]]) -> None:
         """Make the templates these shapes need before any request (errors are kept for the
         requests to report), and a spare child for the first of them."""
-        for wanted in shapes:
-            self.ensure(wanted)
-        if shapes and self.spare is None and self.ensure(shapes[0]) is None:
+        errors = [self.ensure(wanted) for wanted in shapes]
+        if shapes and self.spare is None and errors[0] is None:
             self.spare = self._fork_spare()
 
     def fork(self, request: dict[str, Any], wanted: dict[str, Any] | None) -> int:
