@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 SETTINGS_KEY = pytest.StashKey[options.Settings]()
 CONTROLLER_KEY = pytest.StashKey["BatteryController"]()
 ITEM_SETTINGS_KEY = pytest.StashKey[options.Settings]()
-WANTS_BATTERY_KEY = pytest.StashKey[bool]()
+MARKED_ITEMS_KEY = pytest.StashKey["set[pytest.Item]"]()
+SUMMARY_PLUGIN = "subinterp-summary"
 
 
 class SubinterpFallbackWarning(pytest.PytestWarning):
@@ -39,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     config.stash[SETTINGS_KEY] = options.resolve(config)
-    config.pluginmanager.register(terminal.VerdictSummary(), "subinterp-summary")
+    if _is_xdist_controller(config):
+        # Workers run the batteries and send the reports here: summarise them.
+        _register_summary(config)
     if config.get_verbosity() > 0:  # the shape only changes the verbose word
         config.pluginmanager.register(terminal.ShapeStatus(), "subinterp-shape-status")
     report_path = config.stash[SETTINGS_KEY].report
@@ -59,49 +62,65 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[CONTROLLER_KEY]
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+
+
+def _register_summary(config: pytest.Config) -> None:
+    """The verdict summary, registered once batteries run (or reports of them can arrive):
+    its report hook would otherwise run for every report of a session of unmarked tests."""
+    if not config.pluginmanager.has_plugin(SUMMARY_PLUGIN):
+        config.pluginmanager.register(terminal.VerdictSummary(), SUMMARY_PLUGIN)
+
+
 def _marked(item: pytest.Item, settings: options.Settings, parents: dict[int, bool] | None = None) -> bool:
     """item.get_closest_marker(MARKER_NAME), with the parent's answer computed once per parent
     (`parents`; None: ask the parent itself): for every unmarked test pytest collects."""
     if settings.disabled:
         return False
-    if settings.all or any(mark.name == MARKER_NAME for mark in item.own_markers):
+    if settings.all or (item.own_markers and any(mark.name == MARKER_NAME for mark in item.own_markers)):
         return True
     parent = item.parent
     if parent is None:
         return False
     if parents is None:
         return parent.get_closest_marker(MARKER_NAME) is not None
-    if id(parent) not in parents:
-        parents[id(parent)] = parent.get_closest_marker(MARKER_NAME) is not None
-    return parents[id(parent)]
+    marked = parents.get(id(parent))
+    if marked is None:
+        marked = parents[id(parent)] = parent.get_closest_marker(MARKER_NAME) is not None
+    return marked
 
 
-def _wants_battery(item: pytest.Item, settings: options.Settings, parents: dict[int, bool] | None = None) -> bool:
+def _wants_battery(item: pytest.Item, settings: options.Settings) -> bool:
     """Whether the item runs as batteries.  Decided once, when collection is finished (markers
-    added by pytest_collection_modifyitems count): unmarked tests must cost nothing measurable,
-    and get_closest_marker walks the node chain."""
-    wants = item.stash.get(WANTS_BATTERY_KEY, None)
-    if wants is None:
-        wants = item.stash[WANTS_BATTERY_KEY] = _marked(item, settings, parents)
-    return wants
+    added by pytest_collection_modifyitems count), and kept as the set of marked items: unmarked
+    tests must cost nothing measurable, and get_closest_marker walks the node chain."""
+    marked = item.config.stash.get(MARKED_ITEMS_KEY, None)
+    if marked is None:  # an item pytest_collection_finish has not seen
+        return _marked(item, settings)
+    return item in marked
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
-    """Check marker arguments while collecting: bad ones are collection errors naming the test."""
-    result = yield
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """Check the marker arguments of the tests a collector made: a bad one fails the collector's
+    collection with a message naming the test, as pytest's own bad marks do.  Once per collector
+    (module, class), not per name pytest looks at: unmarked tests must cost nothing measurable."""
+    report = yield
     settings = collector.config.stash.get(SETTINGS_KEY, None)
-    if result is None or settings is None:
-        return result
-    items = list(result) if isinstance(result, (list, tuple)) or hasattr(result, "__next__") else [result]
+    if settings is None or not report.passed:
+        return report
     parents: dict[int, bool] = {}
-    for item in items:
-        if isinstance(item, pytest.Item) and _marked(item, settings, parents):
+    for node in report.result:
+        if isinstance(node, pytest.Item) and _marked(node, settings, parents):
             try:
-                item.stash[ITEM_SETTINGS_KEY] = marker_settings(item, settings)
+                node.stash[ITEM_SETTINGS_KEY] = marker_settings(node, settings)
             except MarkerError as exc:
-                raise pytest.Collector.CollectError(str(exc)) from None
-    return items if not isinstance(result, pytest.Item) else result
+                report.outcome = "failed"
+                report.longrepr = str(exc)
+                report.result = []
+                break
+    return report
 
 
 def _item_settings(item: pytest.Item, settings: options.Settings) -> options.Settings:
@@ -121,6 +140,7 @@ def _controller(config: pytest.Config, settings: options.Settings) -> BatteryCon
 
         controller = BatteryController(config, settings)
         config.stash[CONTROLLER_KEY] = controller
+        _register_summary(config)
     return controller
 
 
@@ -137,12 +157,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     settings = session.config.stash.get(SETTINGS_KEY, None)
     if settings is None or settings.disabled or session.config.option.collectonly:
         return
-    wanted = {}
     parents: dict[int, bool] = {}
-    for item in session.items:
-        if _wants_battery(item, settings, parents):
-            item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
-            wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
+    marked = [item for item in session.items if _marked(item, settings, parents)]
+    session.config.stash[MARKED_ITEMS_KEY] = set(marked)
+    wanted = {}
+    for item in marked:
+        item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
+        wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
     if wanted:
         _controller(session.config, settings).start_early(list(wanted.values()))
 

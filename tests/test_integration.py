@@ -113,6 +113,18 @@ def test_xdist_gives_the_same_outcomes_as_a_serial_run(pytester: pytest.Pytester
     assert _outcomes_by_test(parallel) == expected
     parallel.stdout.no_fnmatch_line("*node down*")
     parallel.stdout.no_fnmatch_line("*worker*crashed while running*")  # xdist's own worker-crash message
+    # The controller summarises the verdicts its workers sent, as a serial run does.
+    assert _verdict_section(parallel) == _verdict_section(serial)
+    assert {"crashed: 1", "    test_mixed.py::test_crash", "failed in an interpreter/thread: 1"} <= set(
+        _verdict_section(serial))
+
+
+def _verdict_section(result: pytest.RunResult) -> list[str]:
+    """The lines of the 'subinterp verdicts' section, sorted (xdist may finish tests in any order)."""
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "subinterp verdicts" in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("=")), len(lines))
+    return sorted(lines[start + 1:end])
 
 
 def test_p_no_subinterp_disables_the_plugin(subinterp_pytester: pytest.Pytester) -> None:
