@@ -76,7 +76,7 @@ class InnerPlugin:
 
     # -- collection -------------------------------------------------------------------------
     def pytest_configure(self, config: Any) -> None:
-        from pytest_subinterp.markers import MARKER_LINE
+        from pytest_subinterp import MARKER_LINE
 
         self.config = config
         config.addinivalue_line("markers", MARKER_LINE)

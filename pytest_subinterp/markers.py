@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_subinterp import MARKER_NAME
 from pytest_subinterp.options import (
     CONFIGS,
     LEAKS,
@@ -18,11 +19,6 @@ from pytest_subinterp.options import (
     _validate_timeout,
 )
 
-MARKER_NAME = "subinterp"
-MARKER_LINE = (
-    "subinterp(threads=4, interpreters=2, config='isolated', rounds=1, timeout=120, leaks=None, scope=None): "
-    "run this test in fresh sub-interpreters from native threads (pytest-subinterp)"
-)
 VALID_KEYWORDS = ("threads", "interpreters", "config", "rounds", "timeout", "leaks", "scope")
 
 # ---- message templates (tests import these) ----

@@ -4,7 +4,8 @@ Precedence for every setting: CLI > env ``PYTEST_SUBINTERP_*`` > ini ``subinterp
 An empty env var or ini value counts as "not given".
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: every pytest run imports this module, and
+# NamedTuple turns each string annotation into a ForwardRef by compiling it (one per field).
 
 import math
 import os
@@ -69,7 +70,7 @@ class Settings(NamedTuple):
     report: str | None = None
     start: str = "template"
 
-    def replace(self, **kw: Any) -> Settings:
+    def replace(self, **kw: Any) -> "Settings":
         """Return a copy with the given fields replaced."""
         return self._replace(**kw)
 

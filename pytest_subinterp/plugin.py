@@ -1,7 +1,8 @@
 """pytest hooks of pytest-subinterp: options, marker, and the protocol of marked tests.
 
 Thin delegation only: options.py resolves settings, markers.py checks marker arguments,
-session.py runs batteries (imported lazily, when a test needs one), reports.py builds reports.
+session.py runs batteries, reports.py builds reports, terminal.py summarises verdicts.  Every
+pytest run imports this module, so all but options.py are imported only when a test is marked.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import options, terminal
-from pytest_subinterp.markers import MARKER_LINE, MARKER_NAME, MarkerError, marker_settings
+from pytest_subinterp import MARKER_LINE, MARKER_NAME, options
 
 if TYPE_CHECKING:
     from pytest_subinterp.session import BatteryController
 
-SETTINGS_KEY = pytest.StashKey[options.Settings]()
-CONTROLLER_KEY = pytest.StashKey["BatteryController"]()
-ITEM_SETTINGS_KEY = pytest.StashKey[options.Settings]()
-MARKED_ITEMS_KEY = pytest.StashKey["set[pytest.Item]"]()
+# Annotated rather than subscripted: StashKey["..."] would compile a ForwardRef at every import.
+SETTINGS_KEY: pytest.StashKey[options.Settings] = pytest.StashKey()
+CONTROLLER_KEY: pytest.StashKey[BatteryController] = pytest.StashKey()
+ITEM_SETTINGS_KEY: pytest.StashKey[options.Settings] = pytest.StashKey()
+MARKED_ITEMS_KEY: pytest.StashKey[set[pytest.Item]] = pytest.StashKey()
 SUMMARY_PLUGIN = "subinterp-summary"
 
 
@@ -44,7 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # Workers run the batteries and send the reports here: summarise them.
         _register_summary(config)
     if config.get_verbosity() > 0:  # the shape only changes the verbose word
-        config.pluginmanager.register(terminal.ShapeStatus(), "subinterp-shape-status")
+        from pytest_subinterp.terminal import ShapeStatus
+
+        config.pluginmanager.register(ShapeStatus(), "subinterp-shape-status")
     report_path = config.stash[SETTINGS_KEY].report
     if report_path and not hasattr(config, "workerinput"):  # xdist workers send reports instead
         from pytest_subinterp.jsonreport import JsonReport
@@ -70,7 +73,9 @@ def _register_summary(config: pytest.Config) -> None:
     """The verdict summary, registered once batteries run (or reports of them can arrive):
     its report hook would otherwise run for every report of a session of unmarked tests."""
     if not config.pluginmanager.has_plugin(SUMMARY_PLUGIN):
-        config.pluginmanager.register(terminal.VerdictSummary(), SUMMARY_PLUGIN)
+        from pytest_subinterp.terminal import VerdictSummary
+
+        config.pluginmanager.register(VerdictSummary(), SUMMARY_PLUGIN)
 
 
 def _marked(item: pytest.Item, settings: options.Settings, parents: dict[int, bool] | None = None) -> bool:
@@ -113,6 +118,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     parents: dict[int, bool] = {}
     for node in report.result:
         if isinstance(node, pytest.Item) and _marked(node, settings, parents):
+            from pytest_subinterp.markers import MarkerError, marker_settings
+
             try:
                 node.stash[ITEM_SETTINGS_KEY] = marker_settings(node, settings)
             except MarkerError as exc:
@@ -127,6 +134,8 @@ def _item_settings(item: pytest.Item, settings: options.Settings) -> options.Set
     cached = item.stash.get(ITEM_SETTINGS_KEY, None)
     if cached is not None:
         return cached
+    from pytest_subinterp.markers import MarkerError, marker_settings
+
     try:
         return marker_settings(item, settings)
     except MarkerError as exc:  # items made by non-python collectors

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_subinterp import MARKER_LINE
 from pytest_subinterp.markers import (
     BAD_VALUE_MESSAGE,
-    MARKER_LINE,
     POSITIONAL_MESSAGE,
     UNKNOWN_KEYWORD_MESSAGE,
     VALID_KEYWORDS,

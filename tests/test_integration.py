@@ -127,6 +127,24 @@ def _verdict_section(result: pytest.RunResult) -> list[str]:
     return sorted(lines[start + 1:end])
 
 
+def test_a_session_without_marked_tests_imports_only_the_plugin_and_its_options(pytester: pytest.Pytester) -> None:
+    """Every pytest run loads the plugin: without a marked test, nothing but the hooks and the
+    option table may be imported (the rest costs unmarked sessions time for nothing)."""
+    pytester.makepyfile(test_plain="""
+        import sys
+
+        def test_one():
+            assert 1 + 1 == 2
+
+        def test_last():
+            loaded = sorted(name for name in sys.modules if name.startswith("pytest_subinterp"))
+            assert loaded == ["pytest_subinterp", "pytest_subinterp.options", "pytest_subinterp.plugin"]
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*subinterp verdicts*")
+
+
 def test_p_no_subinterp_disables_the_plugin(subinterp_pytester: pytest.Pytester) -> None:
     """-p no:subinterp: the marker is unknown (a warning only) and marked tests run in the main interpreter."""
     subinterp_pytester.makepyfile(test_off="""

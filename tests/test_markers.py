@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
+from pytest_subinterp import MARKER_LINE
 from pytest_subinterp.markers import (
     BAD_VALUE_MESSAGE,
     ISOLATED_NEEDS_312,
     ISOLATED_SKIPPED_IN_BOTH,
-    MARKER_LINE,
     POSITIONAL_MESSAGE,
     UNKNOWN_KEYWORD_MESSAGE,
     VALID_KEYWORDS,
@@ -30,7 +30,7 @@ from pytest_subinterp.options import (
 
 # The marker is registered by this local conftest, not by an installed plugin (run with -p no:subinterp).
 CONFTEST = """
-from pytest_subinterp.markers import MARKER_LINE
+from pytest_subinterp import MARKER_LINE
 
 def pytest_configure(config):
     config.addinivalue_line("markers", MARKER_LINE)
