@@ -157,17 +157,23 @@ class Analyser:
             self._add_leaks(item, settings, outcome.config, result if last else {"interpreters": result["interpreters"]},
                             collected)
 
-    def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None) -> str:
+    def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None,
+                    battery: str | None = None) -> str:
+        if battery in ("lifetime-test", "lifetime-control"):
+            settings = settings.replace(interpreters=1, threads=1, rounds=1)  # child.py's series
         if where is None or where.interp < 0:
-            return messages.CRASH_WHERE_UNKNOWN.format(config=config_name)
-        if where.thread < 0:
-            return messages.CRASH_WHERE_CREATOR.format(
+            text = messages.CRASH_WHERE_UNKNOWN.format(config=config_name)
+        elif where.thread < 0:
+            text = messages.CRASH_WHERE_CREATOR.format(
                 interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
                 phase=where.user_phase)
-        return messages.CRASH_WHERE.format(
-            interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
-            thread=where.thread + 1, n_threads=settings.threads, round=max(where.round, 0) + 1,
-            n_rounds=settings.rounds, phase=where.user_phase)
+        else:
+            text = messages.CRASH_WHERE.format(
+                interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
+                thread=where.thread + 1, n_threads=settings.threads, round=max(where.round, 0) + 1,
+                n_rounds=settings.rounds, phase=where.user_phase)
+        stage = messages.CRASH_STAGE.get(battery or "")
+        return f"{text}, {stage}" if stage else text
 
     def _crash_sections(self, outcome: BatteryOutcome, progress: crash.Progress) -> list[tuple[str, str]]:
         sections = []
@@ -186,7 +192,7 @@ class Analyser:
                    collected: reports.Collected) -> None:
         progress = crash.parse_progress(outcome.progress)
         where = progress.culprit
-        where_text = self._where_text(settings, outcome.config, where)
+        where_text = self._where_text(settings, outcome.config, where, progress.battery)
         if outcome.exit.killed_after_deadline:
             text = messages.KILLED_AFTER_DEADLINE.format(
                 nodeid=item.nodeid, grace=HARD_DEADLINE_GRACE_S, timeout=settings.timeout, where=where_text)
@@ -215,7 +221,7 @@ class Analyser:
         progress = crash.parse_progress(outcome.progress)
         where = progress.culprit
         text = messages.HUNG.format(nodeid=item.nodeid, timeout=settings.timeout,
-                                    where=self._where_text(settings, outcome.config, where))
+                                    where=self._where_text(settings, outcome.config, where, progress.battery))
         stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
         sections = [("subinterp breadcrumbs", _tail(outcome.progress))]
         if outcome.stderr.strip():

@@ -69,6 +69,7 @@ class Progress:
     hung: bool = False
     failed_calls: int = 0
     done_calls: int = 0
+    battery: str | None = None  # the child's latest battery: "test", "control", "lifetime-test", ...
 
     @property
     def culprit(self) -> Where | None:
@@ -108,6 +109,8 @@ def parse_progress(text: str) -> Progress:
             progress.hang_stacks.append(line[len("stack "):])
         elif line.startswith("hang "):
             progress.hung = True
+        elif line.startswith("battery "):
+            progress.battery = line[len("battery "):].split(" (", 1)[0]  # "test (templates)" -> "test"
         elif m := _PHASE.match(line):
             where = Where(m[1], int(m[2]), int(m[3]), int(m[4]))
             open_steps.pop((where.interp, where.thread), None)

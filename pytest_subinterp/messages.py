@@ -19,6 +19,21 @@ CRASHED = (
 CRASH_WHERE = "interpreter {interp}/{n_interps} ({config}), thread {thread}/{n_threads}, round {round}/{n_rounds}, phase: {phase}"
 CRASH_WHERE_CREATOR = "interpreter {interp}/{n_interps} ({config}), creator thread, phase: {phase}"
 CRASH_WHERE_UNKNOWN = "{config}, phase unknown"
+# A child with leak checks runs more batteries than the test's own (child.py): say which one
+# crashed, since the test itself may have passed.
+CRASH_STAGE = {
+    "warm-up": "in the leak check's warm-up battery (the trivial control test, before the test ran)",
+    "control": "in the leak check's control battery (the trivial control test, before the test ran)",
+    "lifetime-test": (
+        "in the leak check's sequential single-interpreter lifetimes, after the test's own battery "
+        "finished: the battery retained more memory than its control, and one more interpreter "
+        "lifetime of the test in the same process crashed"
+    ),
+    "lifetime-control": (
+        "in the leak check's sequential single-interpreter lifetimes (a control lifetime, after "
+        "lifetimes of the test), after the test's own battery finished"
+    ),
+}
 KNOWN_CPYTHON_DEFECT = (
     "this matches a known defect of CPython {version} itself ({description}); the extension is "
     "not shown to be at fault: {advice}"
