@@ -11,7 +11,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 import extbuild  # noqa: E402
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "cpython_defect_rerun"]
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
 needs_isolated = pytest.mark.skipif(not HAS_ISOLATED, reason="isolated sub-interpreters need Python 3.12+")
