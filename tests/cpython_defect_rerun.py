@@ -4,7 +4,7 @@ CPython 3.12.1 and 3.13.0 abort at random in sub-interpreters (docs/cpython-quir
 "free(): invalid pointer" after isolated interpreters used _datetime, 3.12.1's legacy
 single-phase crash).  When one strikes a battery inside a pytester run, the plugin reports it as
 "this matches a known defect of CPython ..." and the test that expected exact outcomes fails
-(seen in about one CI run in four on 3.13.0).  Such a test gets one more run; a failure for any
+(seen twice in this project's CI runs on 3.13.0).  Such a test gets one more run; a failure for any
 other reason, or a second failure, is reported as it is.  Every re-run is listed in the terminal
 summary, so none goes unnoticed.
 """
