@@ -278,9 +278,17 @@ def per_call_findings(test: dict[str, list[int]], control: dict[str, list[int]],
                 f"in interpreter 1 over {len(values)} batches of {CALLS_PER_BATCH} calls after "
                 f"{WARMUP_CALLS} warm-up calls"
                 + (f", then +{', +'.join(map(str, confirm[key]))} per {CALLS_PER_CONFIRM_BATCH} calls"
-                   if confirm and confirm.get(key) else "")))
+                   if confirm and confirm.get(key) else "")
+                + (f"; and again in a second battery (+{', +'.join(map(str, test['rerun'].get(key) or []))} "
+                   f"per {CALLS_PER_BATCH} calls)" if test.get("rerun") else "")))
             break
     return findings
+
+
+def per_call_leaked(data: dict[str, Any]) -> bool:
+    """Whether the per-call detector fires on one test's data from interpreter 1 (inner.py)."""
+    growth, control = data.get("growth"), data.get("control")
+    return bool(growth and control and per_call_findings(growth, control, ""))
 
 
 # ---- inside an interpreter: objects reachable from extension modules ----------------------------

@@ -75,6 +75,41 @@ def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[s
     return lines
 
 
+def _inner_output(slot: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(slot.get("entry_output") or "{}")
+    except ValueError:
+        return {}
+
+
+def _per_call_leaks(outcome: BatteryOutcome) -> dict[str, dict[str, Any]]:
+    """nodeid -> per-call data (interpreter 1's) of each test whose per-call detector fired."""
+    found = {}
+    for slot in (outcome.result or {}).get("interpreters", []):
+        for nodeid, data in (_inner_output(slot).get("leaks") or {}).items():
+            if leaks.per_call_leaked(data):
+                found[nodeid] = data
+    return found
+
+
+def _keep_reproduced(outcome: BatteryOutcome, first: dict[str, dict[str, Any]],
+                     again: dict[str, dict[str, Any]]) -> None:
+    """Keep a per-call finding of the battery only where the second battery reproduced it (its
+    figures are added to the message); otherwise set it aside in the data, unreported."""
+    for slot in (outcome.result or {}).get("interpreters", []):
+        inner = _inner_output(slot)
+        tests = inner.get("leaks") or {}
+        touched = [nodeid for nodeid in tests if nodeid in first and tests[nodeid].get("growth")]
+        for nodeid in touched:
+            data = tests[nodeid]
+            if nodeid in again:
+                data["growth"]["rerun"] = again[nodeid]["growth"]
+            else:
+                data["growth_not_reproduced"] = data.pop("growth")
+        if touched:
+            slot["entry_output"] = json.dumps(inner)
+
+
 CONTROL_TEST = "def test_subinterp_control():\n    pass\n"
 CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
 
@@ -330,6 +365,13 @@ class BatteryController:
             # module's other tests most likely do the same: they go unfrozen at once.
             self.unfreeze_modules.add(module)
             outcome = self._run_battery_once(items, settings, config_name, unfreeze=True)
+        first = _per_call_leaks(outcome) if not outcome.died else {}
+        if first:
+            # A per-call leak must show again in a second battery (a new child, a new hash seed):
+            # a leak in code called over and over does; what grew once in one battery (seen
+            # once on a real suite, docs/real-projects.md) does not.
+            again = self._run_battery_once(items, settings, config_name, unfreeze=module in self.unfreeze_modules)
+            _keep_reproduced(outcome, first, _per_call_leaks(again))
         return outcome
 
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,

@@ -8,6 +8,7 @@ positive on a correct module, on pure-Python tests, or on tests that allocate an
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -178,3 +179,64 @@ def test_gh_single_phase_copy_in_legacy_is_not_a_shared_object(subinterp_pyteste
     result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*state leak (shared)*")
+
+
+GROWS_IN_THE_FIRST_BATTERY_ONLY = f"""
+import pathlib
+import pytest
+
+FLAG = pathlib.Path(__file__).with_name("first-battery-done")
+KEPT = []
+
+@pytest.fixture
+def first_battery():
+    first = not FLAG.exists()
+    yield first
+    FLAG.touch()  # teardown: after interpreter 1 measured the calls
+
+@pytest.mark.subinterp(config={CONFIG!r})
+def test_grows_once(first_battery):
+    if first_battery:
+        KEPT.append([])  # one GC-tracked object per call, in the first battery only
+
+@pytest.mark.subinterp(config={CONFIG!r})
+def test_grows_always():
+    KEPT.append([])
+"""
+
+
+def test_a_per_call_leak_must_show_again_in_a_second_battery(subinterp_pytester: pytest.Pytester) -> None:
+    """The per-call detector's finding stands only when a second battery (a new child) shows the
+    growth too: a leak in the code under test does; what grew in one battery only does not."""
+    subinterp_pytester.makepyfile(test_twice=GROWS_IN_THE_FIRST_BATTERY_ONLY)
+    result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rfE")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*+4, +4, +4 GC-tracked objects per 4 calls; baseline no-op calls: *; and again in a second "
+        "battery (+4, +4, +4 per 4 calls)*",
+        "FAILED test_twice.py::test_grows_always - state leak (blocks) in *",
+    ])
+    result.stdout.no_fnmatch_line("*test_grows_once - *")
+
+
+def test_keep_reproduced_sets_an_unreproduced_finding_aside() -> None:
+    """session._keep_reproduced on the data two batteries left: the finding the second one
+    reproduced gets its figures; the other is kept in the data under another key, unreported."""
+    from pytest_subinterp import leaks, session
+
+    growth = {"objects": [4, 4, 4], "blocks": [9, 9, 9], "refs": [], "confirm": {"objects": [16, 16]}}
+    control = {"objects": [0, 0, 0], "blocks": [1, 1, 1], "refs": []}
+    both = {"t.py::a": {"growth": dict(growth), "control": control},
+            "t.py::b": {"growth": dict(growth), "control": control}}
+    slot = {"entry_output": json.dumps({"leaks": both})}
+    outcome = session.BatteryOutcome(config="legacy", exit=None, result={"interpreters": [slot]},  # type: ignore[arg-type]
+                                     progress="", stdout="", stderr="", child_error=None, wall_s=0.0,
+                                     item_lines={})
+    first = session._per_call_leaks(outcome)
+    assert set(first) == {"t.py::a", "t.py::b"}
+    session._keep_reproduced(outcome, first, {"t.py::a": {"growth": {"objects": [5, 4, 4]}}})
+    kept = json.loads(slot["entry_output"])["leaks"]
+    assert kept["t.py::a"]["growth"]["rerun"] == {"objects": [5, 4, 4]}
+    assert "growth" not in kept["t.py::b"] and kept["t.py::b"]["growth_not_reproduced"]["objects"] == [4, 4, 4]
+    message = leaks.per_call_findings(kept["t.py::a"]["growth"], control, "legacy")[0].message()
+    assert "; and again in a second battery (+5, +4, +4 per 4 calls)" in message
