@@ -54,6 +54,14 @@ class BatteryOutcome:
         return finished
 
 
+def inner_output(slot: dict[str, Any]) -> dict[str, Any]:
+    """What inner.run returned in one interpreter of a battery result ({} if nothing readable)."""
+    try:
+        return json.loads(slot.get("entry_output") or "{}")
+    except ValueError:
+        return {}
+
+
 def _tail(text: str) -> str:
     return text if len(text) <= TAIL_CHARS else "...\n" + text[-TAIL_CHARS:]
 
@@ -365,11 +373,7 @@ class Analyser:
             findings += leaks.lifetime_findings(process.get("series", []), config_name)
         snapshots, growth = [], None
         for slot in result["interpreters"]:
-            try:
-                inner = json.loads(slot["entry_output"] or "{}")
-            except ValueError:
-                continue
-            data = inner.get("leaks", {}).get(item.nodeid)
+            data = inner_output(slot).get("leaks", {}).get(item.nodeid)
             if data is None:
                 continue
             snapshots.append(data.get("snapshot", {}))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_subinterp import child, leaks, messages, quirks, reports
-from pytest_subinterp.analysis import Analyser, BatteryOutcome
+from pytest_subinterp.analysis import Analyser, BatteryOutcome, inner_output
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
 from pytest_subinterp.workermanage import make_launcher
@@ -75,18 +75,11 @@ def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[s
     return lines
 
 
-def _inner_output(slot: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return json.loads(slot.get("entry_output") or "{}")
-    except ValueError:
-        return {}
-
-
 def _per_call_leaks(outcome: BatteryOutcome) -> dict[str, dict[str, Any]]:
     """nodeid -> per-call data (interpreter 1's) of each test whose per-call detector fired."""
     found = {}
     for slot in (outcome.result or {}).get("interpreters", []):
-        for nodeid, data in (_inner_output(slot).get("leaks") or {}).items():
+        for nodeid, data in (inner_output(slot).get("leaks") or {}).items():
             if leaks.per_call_leaked(data):
                 found[nodeid] = data
     return found
@@ -97,7 +90,7 @@ def _keep_reproduced(outcome: BatteryOutcome, first: dict[str, dict[str, Any]],
     """Keep a per-call finding of the battery only where the second battery reproduced it (its
     figures are added to the message); otherwise set it aside in the data, unreported."""
     for slot in (outcome.result or {}).get("interpreters", []):
-        inner = _inner_output(slot)
+        inner = inner_output(slot)
         tests = inner.get("leaks") or {}
         touched = [nodeid for nodeid in tests if nodeid in first and tests[nodeid].get("growth")]
         for nodeid in touched:
