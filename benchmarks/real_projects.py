@@ -37,13 +37,14 @@ import signal
 import subprocess
 import sys
 import tarfile
-import textwrap
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from pytest_subinterp.verdicts import Verdict  # noqa: E402 - after the path to this checkout
 
 # ---- the projects --------------------------------------------------------------------------------
 # tests: directory of the sdist copied out; ignore: globs (relative to it) not collected;
@@ -143,19 +144,8 @@ def pytest_collection_modifyitems(session, config, items):
             items[:] = selected
 '''
 
-VERDICT_TITLES = {  # pytest_subinterp/terminal.py, to read the 'subinterp verdicts' section
-    "crashed": "crashed",
-    "hung (timeout)": "hung",
-    "import refused by a sub-interpreter": "import refused",
-    "leaked state (memory, references, shared objects, fds)": "leaked",
-    "left a thread running": "left thread",
-    "could not run (pytest-subinterp or CPython error)": "infrastructure",
-    "failed in an interpreter/thread": "failed",
-    "passed on a pure-Python fallback (C module refused)": "fallback",
-    "passed with a leak warning (--subinterp-leaks=warn)": "leak warning",
-    "skipped": "skipped",
-    "passed": "passed",
-}
+# The summary titles of the 'subinterp verdicts' section, back to their verdict words.
+VERDICT_TITLES = {verdict.summary_title: verdict.value for verdict in Verdict}
 
 
 # ---- helpers -------------------------------------------------------------------------------------

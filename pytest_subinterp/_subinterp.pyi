@@ -1,6 +1,7 @@
 """Type stub of the C helper (csrc/_subinterp.c): sub-interpreter batteries from native threads."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 CALL_PASSED: int
 CALL_FAILED: int

@@ -7,14 +7,14 @@ the child's exit status) into a ``reports.Collected`` for each test it ran.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from pytest_subinterp import crash, leaks, messages, quirks, reports
+from pytest_subinterp import compat, crash, leaks, messages, quirks, reports
 from pytest_subinterp.options import Settings
+from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
 
 TAIL_CHARS = 20000
@@ -149,7 +149,7 @@ class Analyser:
         if outcome.exit.infrastructure_error:
             collected.synthetic.append(reports.Synthetic(
                 "setup", messages.INFRASTRUCTURE.format(nodeid=item.nodeid, error=outcome.exit.infrastructure_error),
-                "infrastructure"))
+                Verdict.INFRASTRUCTURE))
             return
         crashed = result is None or outcome.exit.signal is not None or (outcome.exit.exit_code or 0) != 0
         if result is not None and result.get("hung"):
@@ -162,8 +162,8 @@ class Analyser:
         for slot in result["interpreters"]:
             self._analyse_interpreter(item, settings, outcome.config, slot, collected, last)
         if settings.leaks != "off":
-            self._add_leaks(item, settings, outcome.config, result if last else {"interpreters": result["interpreters"]},
-                            collected)
+            measured = result if last else {"interpreters": result["interpreters"]}
+            self._add_leaks(item, settings, outcome.config, measured, collected)
 
     def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None,
                     battery: str | None = None) -> str:
@@ -204,7 +204,7 @@ class Analyser:
         if outcome.exit.killed_after_deadline:
             text = messages.KILLED_AFTER_DEADLINE.format(
                 nodeid=item.nodeid, grace=HARD_DEADLINE_GRACE_S, timeout=settings.timeout, where=where_text)
-            verdict = "hung"
+            verdict = Verdict.HUNG
         else:
             if outcome.exit.signal is not None:
                 how = crash.signal_name(outcome.exit.signal)
@@ -217,7 +217,7 @@ class Analyser:
             if progress.crash_signal and outcome.exit.signal is not None and progress.crash_signal != how:
                 how = f"{progress.crash_signal} (ended by {how})"
             text = messages.CRASHED.format(how=how, nodeid=item.nodeid, where=where_text)
-            verdict = "crashed"
+            verdict = Verdict.CRASHED
         note = reports.known_defect_note(outcome.stderr + outcome.progress, outcome.config)
         if note:
             text += "\n" + note
@@ -235,7 +235,7 @@ class Analyser:
         if outcome.stderr.strip():
             sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
         collected.synthetic.append(reports.Synthetic(where.when if where else "call", text + "\n" + stacks,
-                                                     "hung", sections))
+                                                     Verdict.HUNG, sections))
 
     def _analyse_interpreter(self, item: pytest.Item, settings: Settings, config_name: str,
                              slot: dict[str, Any], collected: reports.Collected, last: bool = True) -> None:
@@ -243,16 +243,16 @@ class Analyser:
         label = f"{config_name} interpreter {index + 1}/{settings.interpreters}"
         if slot["create_error"]:
             collected.synthetic.append(reports.Synthetic("setup", messages.CREATE_FAILED.format(
-                config=config_name, interp=index + 1, error=slot["create_error"]), "infrastructure"))
+                config=config_name, interp=index + 1, error=slot["create_error"]), Verdict.INFRASTRUCTURE))
             return
         if slot["entry_error"] or not slot["entry_output"]:
             collected.synthetic.append(reports.Synthetic("setup", messages.INNER_ERROR.format(
-                config=config_name, interp=index + 1, error=slot["entry_error"]), "infrastructure"))
+                config=config_name, interp=index + 1, error=slot["entry_error"]), Verdict.INFRASTRUCTURE))
             return
         inner = json.loads(slot["entry_output"])
         if inner.get("error"):
             collected.synthetic.append(reports.Synthetic("setup", messages.INNER_ERROR.format(
-                config=config_name, interp=index + 1, error=inner["error"]), "infrastructure"))
+                config=config_name, interp=index + 1, error=inner["error"]), Verdict.INFRASTRUCTURE))
         self._add_collect_errors(item, config_name, index, inner, collected)
         entry = reports.InterpreterReports(label, {}, None)
         for data in inner["reports"]:
@@ -282,18 +282,18 @@ class Analyser:
             headline = self._refusal_headline(text, refused, config_name)
             if headline is not None:
                 collected.synthetic.append(reports.Synthetic(
-                    "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", "import refused"))
+                    "setup", f"{headline}\n\n[{config_name} interpreter {index + 1}] {text}", Verdict.IMPORT_REFUSED))
             else:
                 collected.synthetic.append(reports.Synthetic(
-                    "setup", f"[{config_name} interpreter {index + 1}] collection failed:\n{text}", "failed"))
+                    "setup", f"[{config_name} interpreter {index + 1}] collection failed:\n{text}", Verdict.FAILED))
         if inner.get("not_found") and not inner.get("collect_errors"):
             collected.synthetic.append(reports.Synthetic("setup", messages.NOT_COLLECTED.format(
-                nodeid=item.nodeid, config=config_name, interp=index + 1), "infrastructure"))
+                nodeid=item.nodeid, config=config_name, interp=index + 1), Verdict.INFRASTRUCTURE))
 
     @staticmethod
     def _refusal_headline(text: str, refused: list[dict[str, Any]], config_name: str) -> str | None:
         """What a collection error that is a refused (or blocked) import means, or None."""
-        version = ".".join(map(str, sys.version_info[:3]))
+        version = compat.python_version()
         if refused:
             return reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
         blocked = quirks.blocked_module_in(text, config_name)
@@ -322,7 +322,7 @@ class Analyser:
                 # and how to fix it, once.
                 headline = reports.refusal_message(refusal["module"], config_name, refusal["message"])
                 if all(s.text != headline for s in collected.synthetic):
-                    collected.synthetic.append(reports.Synthetic(failed_phase, headline, "import refused"))
+                    collected.synthetic.append(reports.Synthetic(failed_phase, headline, Verdict.IMPORT_REFUSED))
                 continue
             key = (refusal["module"], config_name)
             interps, _ = collected.fallbacks.get(key, ([], ""))
@@ -338,7 +338,7 @@ class Analyser:
                 module=module, config=config_name, interp=f"{plural} {', '.join(map(str, interps))}".strip(),
                 message=message)
             if self.strict:
-                collected.synthetic.append(reports.Synthetic("call", text, "import refused"))
+                collected.synthetic.append(reports.Synthetic("call", text, Verdict.IMPORT_REFUSED))
             else:
                 collected.warnings.append(text)
 
@@ -352,9 +352,9 @@ class Analyser:
             texts.append(messages.NOT_ENDED.format(interp=index + 1, config=config_name, reason=slot["end_error"]))
         for text in texts:
             # Threads left behind are a state leak (detector 4): --subinterp-leaks decides.
-            self._apply_leak_policy(collected, "teardown", text, "left thread")
+            self._apply_leak_policy(collected, "teardown", text, Verdict.LEFT_THREAD)
 
-    def _apply_leak_policy(self, collected: reports.Collected, when: str, text: str, verdict: str) -> None:
+    def _apply_leak_policy(self, collected: reports.Collected, when: str, text: str, verdict: Verdict) -> None:
         policy = collected.leak_policy
         if policy == "fail":
             collected.synthetic.append(reports.Synthetic(when, text, verdict))
@@ -383,7 +383,7 @@ class Analyser:
         if growth is not None:
             findings += leaks.per_call_findings(growth[0], growth[1], config_name)
         for finding in findings:
-            self._apply_leak_policy(collected, "call", finding.message(), "leaked")
+            self._apply_leak_policy(collected, "call", finding.message(), Verdict.LEAKED)
         collected.leak_figures.append({"config": config_name, **{k: v for k, v in process.items() if k != "series"},
                                        "series": process.get("series", []),
                                        "findings": [finding.message() for finding in findings]})

@@ -24,6 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from pytest_subinterp import compat
+
 ENTRY = "pytest_subinterp.checkentry:run"
 MEMORY_RESULT_FILE = "memory.json"
 # Objects of these types are CPython's own business when shared (small ints, interned strings).
@@ -102,10 +104,7 @@ def _import_once(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _is_cpython_static(obj: Any) -> bool:
     """True for objects CPython itself shares between interpreters (immortal or static)."""
-    if hasattr(sys, "_is_immortal"):  # 3.13
-        if sys._is_immortal(obj):
-            return True
-    elif sys.version_info >= (3, 12) and sys.getrefcount(obj) >= 2**29:  # immortal refcount
+    if compat.is_immortal(obj):
         return True
     if isinstance(obj, _VALUE_TYPES):
         return True

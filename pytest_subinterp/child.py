@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     request = json.loads(Path(args[0]).read_text())
     # Same start as a zygote child: pytest (and with it _datetime) imported in the main
     # interpreter first.  On 3.13.0, isolated interpreters that import _datetime before the main
-    # interpreter did can abort when they end (CPYTHON-QUIRKS: crash 5).
+    # interpreter did can abort when they end (docs/cpython-quirks.md, 3.13.0 _datetime).
     import pytest  # noqa: F401
     main_after_fork(request)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_subinterp import __version__, checkentry, child, crash, messages, quirks, reports
+from pytest_subinterp import __version__, checkentry, child, compat, crash, messages, quirks, reports
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
@@ -233,7 +233,7 @@ def step_failure(step: Step, module: str, config: str, interps: int, threads: in
         defect = quirks.match_known_defect(f"{step.stderr}\n{step.progress}", config)
         if defect is not None:
             blame = messages.KNOWN_CPYTHON_DEFECT.format(
-                version=".".join(map(str, sys.version_info[:3])), description=defect.description,
+                version=compat.python_version(), description=defect.description,
                 advice=defect.advice)
         else:
             blame = CRASH_BLAME_MODULE
@@ -305,7 +305,7 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
             defect = quirks.match_known_defect(out["error"], config)
             if defect is not None:
                 message += "; " + messages.KNOWN_CPYTHON_DEFECT.format(
-                    version=".".join(map(str, sys.version_info[:3])),
+                    version=compat.python_version(),
                     description=defect.description, advice=defect.advice)
             _problem(row, "refused", message)
         else:

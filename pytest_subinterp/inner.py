@@ -15,6 +15,8 @@ import time
 import traceback
 from typing import Any
 
+from pytest_subinterp import compat
+
 LEFTOVER_THREAD_GRACE_S = 0.5
 
 
@@ -115,7 +117,7 @@ class InnerPlugin:
         if inspect.iscoroutinefunction(testfunction) or inspect.isasyncgenfunction(testfunction):
             return None  # pytest (or an async plugin) reports it; the outer side fails it clearly
         funcargs = pyfuncitem.funcargs
-        testargs = {arg: funcargs[arg] for arg in pyfuncitem._fixtureinfo.argnames}
+        testargs = {arg: funcargs[arg] for arg in compat.fixture_argnames(pyfuncitem)}
         outcomes: dict[tuple[int, int], BaseException] = {}
 
         def body(thread: int, round_: int) -> str | None:
@@ -276,7 +278,7 @@ def leftover_threads() -> list[str]:
         t
         for t in threading.enumerate()
         # _DummyThread: the battery's own native threads, seen by threading.current_thread()
-        if t is not me and t is not main and not isinstance(t, threading._DummyThread) and t.is_alive()
+        if t is not me and t is not main and not compat.is_dummy_thread(t) and t.is_alive()
     ]
     deadline = time.monotonic() + LEFTOVER_THREAD_GRACE_S
     for thread in alive:
@@ -316,10 +318,8 @@ def prepare_template(spec_json: str, index: int) -> str:
     spec = json.loads(spec_json)
     _block_modules(spec)
     import pytest  # noqa: F401
-    from _pytest.config import default_plugins
-
     blocked = set(spec.get("blocked_plugins", ()))
-    names = [f"_pytest.{name}" for name in default_plugins if name not in blocked]
+    names = [f"_pytest.{name}" for name in compat.default_plugin_names() if name not in blocked]
     for name in [*names, *SESSION_MODULES]:
         try:
             importlib.import_module(name)
@@ -338,13 +338,9 @@ def _adopt_template() -> None:
     threading's on 3.12 (this creator thread becomes the interpreter's main thread; otherwise a
     battery thread that happens to get the zygote thread's id is taken for it) and random's (each
     battery its own seed)."""
-    import os
-
-    os.environ._data.clear()  # type: ignore[attr-defined]  # bytes -> bytes on POSIX, shared with environb
-    os.environ._data.update(_helper().process_environ())  # type: ignore[attr-defined]
-    if sys.version_info < (3, 13):
-        # 3.13 gives a sub-interpreter's main thread the process main thread's id: nothing to do.
-        threading._after_fork()  # type: ignore[attr-defined]
+    compat.replace_os_environ(_helper().process_environ())
+    if not compat.sub_main_thread_is_process_main():
+        compat.rerun_threading_after_fork()
     random = sys.modules.get("random")
     if random is not None:
         random.seed()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_subinterp import compat
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +36,7 @@ class JsonReport:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         data = {
             "schema_version": SCHEMA_VERSION,
-            "python": ".".join(map(str, sys.version_info[:3])),
+            "python": compat.python_version(),
             "exitstatus": int(exitstatus),
             "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
             "duration_s": round(time.time() - self.started, 3),

@@ -23,8 +23,11 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+
+from pytest_subinterp import compat
 
 BYTES_PER_LIFETIME_THRESHOLD = 64 * 1024
 FDS_PER_LIFETIME_THRESHOLD = 1
@@ -44,7 +47,6 @@ CONFIRM_BATCHES = 2
 CALLS_PER_CONFIRM_BATCH = 16
 SERIES_WARMUP = 1
 SERIES_MEASURED = 2
-IMMORTAL_REFCOUNT = 1 << 29  # 3.12+ immortal objects report ~2**32; nothing real gets close
 
 HINTS = {
     "memory": "memory allocated per module instance is never freed: free it in m_free/m_clear "
@@ -179,7 +181,7 @@ def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: in
     """GC-tracked objects, allocated blocks and (debug builds) references added by each of
     `batches` batches of `calls_per_batch` calls.  The samples live in lists allocated up front:
     the only allocation the measuring adds is one int per sample, the same in the no-op control."""
-    has_refs = hasattr(sys, "gettotalrefcount")  # debug builds
+    has_refs = compat.total_refcount() is not None  # debug builds
     blocks = [0] * (batches + 1)
     tracked = [0] * (batches + 1)
     refs = [0] * (batches + 1)
@@ -191,7 +193,7 @@ def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: in
         tracked[index] = len(gc.get_objects())
         blocks[index] = sys.getallocatedblocks()
         if has_refs:
-            refs[index] = sys.gettotalrefcount()  # type: ignore[attr-defined]
+            refs[index] = compat.total_refcount() or 0
     return {"blocks": [b - a for a, b in zip(blocks, blocks[1:])],
             "objects": [b - a for a, b in zip(tracked, tracked[1:])],
             "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
@@ -293,10 +295,6 @@ def per_call_leaked(data: dict[str, Any]) -> bool:
 
 # ---- inside an interpreter: objects reachable from extension modules ----------------------------
 
-def _is_immortal(obj: object) -> bool:
-    return sys.getrefcount(obj) >= IMMORTAL_REFCOUNT
-
-
 def project_extension_modules() -> list[tuple[str, Any]]:
     """(name, module) of the extension modules loaded here that are not CPython's own."""
     from importlib.machinery import ExtensionFileLoader
@@ -325,7 +323,7 @@ def shared_object_snapshot(is_single_phase: Callable[[object], bool]) -> dict[st
                     continue  # a type of another (e.g. stdlib C) module, re-exported
                 # The module's own static types count even when immortal (3.13 makes static
                 # types immortal): being one object in every interpreter is the defect.
-            elif _is_immortal(value):
+            elif compat.is_immortal(value):
                 continue
             path = f"{module_name}.{attr}"
             snapshot[path] = [id(value), type(value).__qualname__]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from pytest_subinterp import MARKER_NAME
+from pytest_subinterp import MARKER_NAME, compat
 from pytest_subinterp.options import (
     CONFIGS,
     LEAKS,
@@ -84,22 +84,12 @@ def configs_to_run(settings: Settings) -> tuple[list[str], str | None]:
     """Return the concrete configs to run for settings.config and, if some were dropped, why."""
     if settings.config not in CONFIGS:
         raise ValueError(f"unknown sub-interpreter config {settings.config!r} (valid: {', '.join(CONFIGS)})")
-    if _has_isolated():
+    if compat.has_isolated():
         return (["isolated", "legacy"] if settings.config == "both" else [settings.config]), None
-    version = _python_version()
+    version = compat.python_minor()
     if settings.config == "isolated":
         return [], ISOLATED_NEEDS_312.format(version=version)
     if settings.config == "both":
         return ["legacy"], ISOLATED_SKIPPED_IN_BOTH.format(version=version)
     return ["legacy"], None
 
-
-def _has_isolated() -> bool:
-    """Return True if the running Python has own-GIL (isolated) sub-interpreters; read at call time."""
-    return tuple(sys.version_info[:2]) >= (3, 12)
-
-
-def _python_version() -> str:
-    """Return the running Python's "X.Y"; read at call time so tests can monkeypatch sys.version_info."""
-    major, minor = sys.version_info[:2]
-    return f"{major}.{minor}"

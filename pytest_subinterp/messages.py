@@ -16,7 +16,10 @@ CRASHED = (
     "subinterp worker crashed with {how} while running '{nodeid}' ({where}); "
     "worker stderr and breadcrumbs follow"
 )
-CRASH_WHERE = "interpreter {interp}/{n_interps} ({config}), thread {thread}/{n_threads}, round {round}/{n_rounds}, phase: {phase}"
+CRASH_WHERE = (
+    "interpreter {interp}/{n_interps} ({config}), thread {thread}/{n_threads}, round {round}/{n_rounds}, "
+    "phase: {phase}"
+)
 CRASH_WHERE_CREATOR = "interpreter {interp}/{n_interps} ({config}), creator thread, phase: {phase}"
 CRASH_WHERE_UNKNOWN = "{config}, phase unknown"
 # A child with leak checks runs more batteries than the test's own (child.py): say which one

@@ -11,7 +11,8 @@ import math
 import os
 import re
 import sys
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -48,6 +49,7 @@ _MISSING = object()
 
 def default_config() -> str:
     """Return the default interpreter config for the running Python: isolated from 3.12, else legacy."""
+    # compat.has_isolated(), inlined: every pytest run imports this module, and no other.
     return "isolated" if tuple(sys.version_info[:2]) >= (3, 12) else "legacy"
 
 
@@ -96,9 +98,8 @@ def _validate_timeout(value: object, where: str, *, strings: bool = True) -> flo
 
 def _validate_choice(value: object, where: str, choices: tuple[str | None, ...]) -> Any:
     """Return value if it is one of choices or raise UsageError listing them."""
-    if isinstance(value, str) or value is None:
-        if value in choices:
-            return value
+    if (isinstance(value, str) or value is None) and value in choices:
+        return value
     allowed = ", ".join(str(choice) for choice in choices)
     raise pytest.UsageError(CHOICE_MESSAGE.format(where=where, allowed=allowed, value=value))
 
@@ -200,7 +201,8 @@ OPTIONS: tuple[_Option, ...] = (
         "(default: isolated on Python 3.12+, legacy before)",
         "isolated",
     ),
-    _option("rounds", "value", "R", "rounds each thread runs the test, visiting a new interpreter each round (default: 1)", "1"),
+    _option("rounds", "value", "R",
+            "rounds each thread runs the test, visiting a new interpreter each round (default: 1)", "1"),
     _option("timeout", "value", "S", "seconds before a battery counts as hung and is killed (default: 120)", "120"),
     _option("leaks", "value", "{fail,warn,off}", "what a state-leak finding does (default: fail)", "fail"),
     _option("all", "flag", None, "treat every collected test as marked with @pytest.mark.subinterp", "true"),
@@ -227,7 +229,8 @@ OPTIONS: tuple[_Option, ...] = (
         "interpreters in a forked process) or spawn (a new process per battery) (default: template)",
         "template",
     ),
-    _option("report", "value", "PATH", "write a JSON report of every battery to PATH (default: none)", "subinterp.json"),
+    _option("report", "value", "PATH",
+            "write a JSON report of every battery to PATH (default: none)", "subinterp.json"),
     _option(
         "disabled",
         "flag",
@@ -324,14 +327,9 @@ def _read_ini(config: pytest.Config, option: _Option) -> object:
 
 def _raw_ini(config: pytest.Config, name: str) -> object:
     """Return the uncoerced value of ini key name, or _MISSING if this pytest does not expose it."""
-    for attribute in ("_inicfg", "inicfg"):  # pytest 9.2: ConfigValue objects in _inicfg; inicfg deprecated
-        table = getattr(config, attribute, None)
-        try:
-            value = table[name]  # type: ignore[index]
-        except (KeyError, TypeError):
-            continue
-        return getattr(value, "value", value)
-    return _MISSING
+    from pytest_subinterp import compat
+
+    return compat.raw_ini_value(config, name, _MISSING)
 
 
 def _is_unset(value: object) -> bool:

@@ -227,10 +227,12 @@ def _module_group(item: pytest.Item, settings: options.Settings,
 def _teardown_outer_stack(item: pytest.Item, nextitem: pytest.Item | None, teardown: pytest.TestReport) -> None:
     """Finalize the main process's fixtures that the next test does not share (as pytest's own
     teardown phase does); an error there fails this test's teardown, as in plain pytest."""
-    info = pytest.CallInfo.from_call(lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown")
+    from pytest_subinterp import compat
+
+    info = pytest.CallInfo.from_call(lambda: compat.teardown_exact(item, nextitem), when="teardown")
     if info.excinfo is not None:
         teardown.outcome = "failed"
-        teardown.longrepr = item._repr_failure_py(info.excinfo, style=item.config.getoption("tbstyle", "auto"))
+        teardown.longrepr = compat.repr_failure(item, info.excinfo)
 
 
 def _emit_warnings(item: pytest.Item, report: pytest.TestReport) -> None:

@@ -12,31 +12,17 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import messages, quirks
+from pytest_subinterp import compat, messages, quirks
+from pytest_subinterp.verdicts import Verdict
 
 WHENS = ("setup", "call", "teardown")
-VERDICT_ORDER = (
-    "crashed",
-    "hung",
-    "import refused",
-    "leaked",
-    "left thread",
-    "infrastructure",
-    "failed",
-    "fallback",
-    "leak warning",
-    "skipped",
-    "passed",
-)
-
-
 @dataclass
 class Synthetic:
     """A failure found by the controller, not by the inner pytest."""
 
     when: str
     text: str
-    verdict: str
+    verdict: Verdict
     sections: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -67,20 +53,17 @@ class Collected:
     fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         """The most severe verdict of the test, for the summary and the JSON report."""
         found = {s.verdict for s in self.synthetic}
         for entry in self.interpreters:
             for report in entry.reports.values():
-                found.add("failed" if report.failed else "skipped" if report.skipped else "passed")
+                found.add(Verdict.FAILED if report.failed else Verdict.SKIPPED if report.skipped else Verdict.PASSED)
         if self.warnings:
-            found.add("fallback")
+            found.add(Verdict.FALLBACK)
         if self.leak_warnings:
-            found.add("leak warning")
-        for verdict in VERDICT_ORDER:
-            if verdict in found:
-                return verdict
-        return "passed"
+            found.add(Verdict.LEAK_WARNING)
+        return Verdict.worst(found) or Verdict.PASSED
 
 
 def refusal_message(module: str, config: str, reason_text: str) -> str:
@@ -170,7 +153,7 @@ def _combine_phase(
     if when == "call":
         sections.extend(collected.notes)
         sections.extend(("subinterp warning", text) for text in (*collected.warnings, *collected.leak_warnings))
-        extra["subinterp_verdict"] = collected.verdict
+        extra["subinterp_verdict"] = collected.verdict.value  # plain str: reports cross xdist
         extra["subinterp_warnings"] = list(collected.warnings)
         extra["subinterp_leak_warnings"] = list(collected.leak_warnings)
         extra["subinterp_shape"] = collected.shape
@@ -202,16 +185,15 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
     teardown = _combine_phase(item, "teardown", collected, settings_where)
     teardown.subinterp_record = {  # type: ignore[attr-defined]
         "nodeid": item.nodeid,
-        "verdict": collected.verdict,
+        "verdict": collected.verdict.value,
         "outcome": "failed" if any(r.failed for r in (*result, teardown)) else result[-1].outcome,
         "shape": collected.shape,
         "batteries": collected.batteries,
         "leaks": collected.leak_figures,
     }
-    if not setup.passed:
-        teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
-    elif collected.verdict in ("left thread", "crashed", "hung") and teardown.failed:
-        teardown.subinterp_verdict = collected.verdict  # type: ignore[attr-defined]
+    at_end = collected.verdict in (Verdict.LEFT_THREAD, Verdict.CRASHED, Verdict.HUNG)
+    if not setup.passed or at_end and teardown.failed:
+        teardown.subinterp_verdict = collected.verdict.value  # type: ignore[attr-defined]
     result.append(teardown)
     return result
 
@@ -220,12 +202,12 @@ def simple_reports(item: pytest.Item, outcome: str, longrepr: Any, when: str = "
     """Reports for a test that never reached a battery (skipped, or failed before it)."""
     collected = Collected()
     if outcome == "failed":
-        collected.synthetic.append(Synthetic(when, longrepr, "infrastructure"))
+        collected.synthetic.append(Synthetic(when, longrepr, Verdict.INFRASTRUCTURE))
         return build_reports(item, collected, {})
     skip = pytest.TestReport(
         nodeid=item.nodeid, location=item.location, keywords={name: 1 for name in item.keywords},
         outcome="skipped", longrepr=longrepr, when="setup", user_properties=list(item.user_properties),
-        subinterp_verdict="skipped",
+        subinterp_verdict=Verdict.SKIPPED.value,
     )
     teardown = pytest.TestReport(
         nodeid=item.nodeid, location=item.location, keywords={name: 1 for name in item.keywords},
@@ -239,8 +221,6 @@ def known_defect_note(text: str, config: str) -> str | None:
     defect = quirks.match_known_defect(text, config)
     if defect is None:
         return None
-    import sys
-
-    version = ".".join(map(str, sys.version_info[:3]))
+    version = compat.python_version()
     return messages.KNOWN_CPYTHON_DEFECT.format(version=version, description=defect.description,
                                                 advice=defect.advice)

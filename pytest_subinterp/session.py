@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import child, leaks, messages, quirks, reports
+from pytest_subinterp import child, compat, leaks, messages, quirks, reports
 from pytest_subinterp.analysis import Analyser, BatteryOutcome, inner_output
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
@@ -142,7 +142,7 @@ def _outer_plugin_modules(config: pytest.Config) -> list[str]:
     for value in getattr(config.option, "plugins", None) or ():
         if not value.startswith("no:") and value not in modules:
             modules.append(value)
-    for plugin, dist in config.pluginmanager.list_plugin_distinfo():
+    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
         name = getattr(plugin, "__name__", None)
         entry_name = config.pluginmanager.get_name(plugin) or ""
         if not name or entry_name in INNER_BLOCKED_PLUGINS or name.startswith("pytest_subinterp"):
@@ -192,8 +192,7 @@ class BatteryController:
     def basetemp(self) -> Path:
         """Where inner sessions put tmp_path directories (inside the outer basetemp)."""
         if self._basetemp is None:
-            factory = self.config._tmp_path_factory  # type: ignore[attr-defined]
-            self._basetemp = factory.getbasetemp() / "subinterp"
+            self._basetemp = compat.tmp_path_factory(self.config).getbasetemp() / "subinterp"
         return self._basetemp
 
     def _battery_basetemp(self, name: str) -> Path:
@@ -239,7 +238,7 @@ class BatteryController:
                 ("subinterp_interpreters", settings.interpreters),
                 ("subinterp_threads", settings.threads),
                 ("subinterp_rounds", settings.rounds),
-                ("subinterp_verdict", entry.verdict),
+                ("subinterp_verdict", entry.verdict.value),
             ]
             results[item.nodeid] = reports.build_reports(item, entry, where)
         return results

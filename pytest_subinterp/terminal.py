@@ -7,37 +7,25 @@ from typing import Any
 
 import pytest
 
+from pytest_subinterp.verdicts import Verdict
+
 SUMMARY_TITLE = "subinterp verdicts"
-# Most severe first; a test is listed once, under its worst verdict.
-VERDICT_TITLES = {
-    "crashed": "crashed",
-    "hung": "hung (timeout)",
-    "import refused": "import refused by a sub-interpreter",
-    "leaked": "leaked state (memory, references, shared objects, fds)",
-    "left thread": "left a thread running",
-    "infrastructure": "could not run (pytest-subinterp or CPython error)",
-    "failed": "failed in an interpreter/thread",
-    "fallback": "passed on a pure-Python fallback (C module refused)",
-    "leak warning": "passed with a leak warning (--subinterp-leaks=warn)",
-    "skipped": "skipped",
-    "passed": "passed",
-}
 
 
 class VerdictSummary:
     """Collects each marked test's verdict from its reports (works under pytest-xdist too)."""
 
     def __init__(self) -> None:
-        self.verdicts: dict[str, str] = {}
+        self.verdicts: dict[str, Verdict] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Remember the verdict carried by a report of a marked test."""
-        verdict = getattr(report, "subinterp_verdict", None)
-        if verdict is None:
+        value = getattr(report, "subinterp_verdict", None)
+        if value is None:
             return
         previous = self.verdicts.get(report.nodeid)
-        order = list(VERDICT_TITLES)
-        if previous is None or order.index(verdict) < order.index(previous):
+        verdict = Verdict(value)
+        if previous is None or verdict.severity < previous.severity:
             self.verdicts[report.nodeid] = verdict
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -45,16 +33,16 @@ class VerdictSummary:
         terminal = terminalreporter
         if not self.verdicts:
             return
-        grouped: dict[str, list[str]] = defaultdict(list)
+        grouped: dict[Verdict, list[str]] = defaultdict(list)
         for nodeid, verdict in self.verdicts.items():
             grouped[verdict].append(nodeid)
         terminal.write_sep("=", SUMMARY_TITLE)
-        for verdict, title in VERDICT_TITLES.items():
+        for verdict in Verdict:  # most severe first; a test is listed once, under its worst verdict
             nodeids = grouped.get(verdict)
             if not nodeids:
                 continue
-            terminal.write_line(f"{title}: {len(nodeids)}")
-            if verdict not in ("passed", "skipped") or terminal.verbosity > 0:
+            terminal.write_line(f"{verdict.summary_title}: {len(nodeids)}")
+            if verdict.is_problem or terminal.verbosity > 0:
                 for nodeid in nodeids:
                     terminal.write_line(f"    {nodeid}")
 

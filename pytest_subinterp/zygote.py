@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_subinterp import compat
+
 TEMPLATE_ENTRY = "pytest_subinterp.inner:prepare_template"
 # Templates per config the zygote keeps at most (each isolated one costs ~10 MB here).
 MAX_TEMPLATES = 16
@@ -49,11 +51,6 @@ def _helper_error() -> str | None:
     except ImportError as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-def templates_supported() -> bool:
-    """Template interpreters need 3.12+ (Py_EndInterpreter without a main thread state) and fork."""
-    return sys.version_info >= (3, 12) and hasattr(os, "fork")
 
 
 @dataclass
@@ -159,7 +156,7 @@ def serve(inp: Any, out: Any, mode: str = "fork") -> None:
     # Children set these too; set here they are also what template interpreters start with.
     child.prepare_environment_variables()
     helper_error = _helper_error()
-    templates = TemplateZygote() if mode == "template" and templates_supported() and not helper_error else None
+    templates = TemplateZygote() if mode == "template" and compat.templates_supported() and not helper_error else None
     _send(out, {"ready": True, "helper_error": helper_error, "pid": os.getpid(),
                 "templates": templates is not None})
     try:

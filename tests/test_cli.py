@@ -10,8 +10,8 @@ import sys
 from typing import Any
 
 import pytest
-
 from conftest import HAS_ISOLATED, needs_isolated
+
 from pytest_subinterp import cli
 
 CONFIGS = ["isolated", "legacy"] if HAS_ISOLATED else ["legacy"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pytest_subinterp import crash, quirks, reports
+from pytest_subinterp import crash, quirks
 
 PROGRESS = """\
 phase create interp=0 thread=-1 round=-1
