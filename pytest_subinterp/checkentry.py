@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     directory = Path(request["dir"])
     code = 0
     try:
-        progress_fd = child._redirect_output(directory)
+        progress_fd = child.redirect_output(directory)
         helper = _helper()
         helper.install_crash_handler(progress_fd)
         try:
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         except ImportError:
             pass
         data = measure(request)
-        child._write_json_atomically(directory / MEMORY_RESULT_FILE, data)
+        child.write_json_atomically(directory / MEMORY_RESULT_FILE, data)
     except BaseException:  # noqa: BLE001 - the controller reports it
         code = child.EXIT_INTERNAL_ERROR
         (directory / child.ERROR_FILE).write_text(traceback.format_exc())

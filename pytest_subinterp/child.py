@@ -24,7 +24,7 @@ ERROR_FILE = "child-error.txt"
 EXIT_INTERNAL_ERROR = 70
 
 
-def _redirect_output(directory: Path) -> int:
+def redirect_output(directory: Path) -> int:
     """Point fds 1 and 2 at files of the battery directory; return the progress fd."""
     for fd, name in ((1, STDOUT_FILE), (2, STDERR_FILE)):
         target = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -48,7 +48,7 @@ def _prepare_environment(request: dict[str, Any]) -> None:
     prepare_environment_variables()
 
 
-def _write_json_atomically(path: Path, data: Any) -> None:
+def write_json_atomically(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
@@ -59,7 +59,7 @@ def run_battery(request: dict[str, Any], populated: bool = False) -> None:
 
     `populated`: this child already copied the zygote's memory (a spare child)."""
     directory = Path(request["dir"])
-    progress_fd = _redirect_output(directory)
+    progress_fd = redirect_output(directory)
     _prepare_environment(request)
     from pytest_subinterp import _subinterp
 
@@ -75,7 +75,7 @@ def run_battery(request: dict[str, Any], populated: bool = False) -> None:
         result = _template_battery_with_cached_control(request)
     else:
         result = _battery_with_leak_control(request)
-    _write_json_atomically(directory / RESULT_FILE, result)
+    write_json_atomically(directory / RESULT_FILE, result)
 
 
 def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False,
