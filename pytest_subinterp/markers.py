@@ -11,12 +11,11 @@ from pytest_subinterp import MARKER_NAME, compat
 from pytest_subinterp.options import (
     CONFIGS,
     LEAKS,
-    POSITIVE_INT_HINTS,
     SCOPES,
     Settings,
-    _validate_choice,
-    _validate_positive_int,
-    _validate_timeout,
+    validate_choice,
+    validate_count,
+    validate_timeout,
 )
 
 VALID_KEYWORDS = ("threads", "interpreters", "config", "rounds", "timeout", "leaks", "scope")
@@ -43,13 +42,13 @@ class MarkerError(Exception):
 
 
 _CHECKS: dict[str, Callable[[object, str], Any]] = {
-    "threads": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["threads"], strings=False),
-    "interpreters": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["interpreters"], strings=False),
-    "config": lambda v, w: _validate_choice(v, w, CONFIGS),
-    "rounds": lambda v, w: _validate_positive_int(v, w, POSITIVE_INT_HINTS["rounds"], strings=False),
-    "timeout": lambda v, w: _validate_timeout(v, w, strings=False),
-    "leaks": lambda v, w: _validate_choice(v, w, (*LEAKS, None)),
-    "scope": lambda v, w: _validate_choice(v, w, (*SCOPES, None)),
+    "threads": lambda v, w: validate_count(v, w, "threads", strings=False),
+    "interpreters": lambda v, w: validate_count(v, w, "interpreters", strings=False),
+    "config": lambda v, w: validate_choice(v, w, CONFIGS),
+    "rounds": lambda v, w: validate_count(v, w, "rounds", strings=False),
+    "timeout": lambda v, w: validate_timeout(v, w, strings=False),
+    "leaks": lambda v, w: validate_choice(v, w, (*LEAKS, None)),
+    "scope": lambda v, w: validate_choice(v, w, (*SCOPES, None)),
 }
 
 

@@ -50,11 +50,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(ShapeStatus(), "subinterp-shape-status")
     report_path = config.stash[SETTINGS_KEY].report
     if report_path and not hasattr(config, "workerinput"):  # xdist workers send reports instead
-        from pytest_subinterp.jsonreport import JsonReport
+        from pytest_subinterp.jsonreport import JsonReport, check_report_path
 
         path = Path(report_path)
         if not path.is_absolute():
             path = config.invocation_params.dir / path
+        check_report_path(path)
         config.pluginmanager.register(JsonReport(path), "subinterp-jsonreport")
 
 

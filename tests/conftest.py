@@ -5,13 +5,8 @@ from __future__ import annotations
 import pathlib
 import sys
 
+import extbuild  # tests/ is on sys.path: the top-level conftest.py puts it there
 import pytest
-
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-
-import extbuild  # noqa: E402
-
-pytest_plugins = ["pytester", "cpython_defect_rerun"]
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
 needs_isolated = pytest.mark.skipif(not HAS_ISOLATED, reason="isolated sub-interpreters need Python 3.12+")

@@ -365,26 +365,26 @@ def test_unreadable_ini_message() -> None:
 @pytest.mark.parametrize(("value", "expected"), [("1", 1), (" 12 ", 12), ("+3", 3), (7, 7)])
 def test_validate_positive_int_accepts(value: object, expected: int) -> None:
     """Positive integers, as ints or decimal strings, are accepted."""
-    assert options._validate_positive_int(value, "x") == expected
+    assert options.validate_positive_int(value, "x") == expected
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "1.0", "1e3", "1_000", "", "٣", True, False, 2.0, None, 0])
 def test_validate_positive_int_rejects(value: object) -> None:
     """Zero, negatives, floats, bools and non-decimal strings are rejected."""
     with pytest.raises(pytest.UsageError, match="^where must be a positive integer, got "):
-        options._validate_positive_int(value, "where")
+        options.validate_positive_int(value, "where")
 
 
 def test_validate_positive_int_without_strings() -> None:
     """strings=False (marker arguments) rejects "4"."""
     with pytest.raises(pytest.UsageError):
-        options._validate_positive_int("4", "threads", strings=False)
+        options.validate_positive_int("4", "threads", strings=False)
 
 
 @pytest.mark.parametrize(("value", "expected"), [("0.5", 0.5), ("120", 120.0), (3, 3.0), (1.5, 1.5)])
 def test_validate_timeout_accepts(value: object, expected: float) -> None:
     """Finite numbers > 0 are accepted and returned as float."""
-    result = options._validate_timeout(value, "t")
+    result = options.validate_timeout(value, "t")
     assert result == expected and isinstance(result, float)
 
 
@@ -392,23 +392,23 @@ def test_validate_timeout_accepts(value: object, expected: float) -> None:
 def test_validate_timeout_rejects(value: object) -> None:
     """Zero, negatives, non-finite, bools and non-numbers are rejected."""
     with pytest.raises(pytest.UsageError, match="must be a number of seconds > 0"):
-        options._validate_timeout(value, "t")
+        options.validate_timeout(value, "t")
 
 
 def test_validate_choice() -> None:
     """Only exact choices are accepted; None only when it is a choice."""
-    assert options._validate_choice("warn", "w", ("fail", "warn")) == "warn"
-    assert options._validate_choice(None, "w", ("fail", None)) is None
+    assert options.validate_choice("warn", "w", ("fail", "warn")) == "warn"
+    assert options.validate_choice(None, "w", ("fail", None)) is None
     for bad in ("Warn", None, 1):
         with pytest.raises(pytest.UsageError, match="^w must be one of fail, warn, got "):
-            options._validate_choice(bad, "w", ("fail", "warn"))
+            options.validate_choice(bad, "w", ("fail", "warn"))
 
 
 @pytest.mark.parametrize(("value", "expected"), [("TRUE", True), ("on", True), ("1", True), ("no", False),
                                                  ("Off", False), (True, True), (False, False)])
 def test_validate_bool(value: object, expected: bool) -> None:
     """Usual truth words are accepted in any case."""
-    assert options._validate_bool(value, "b") is expected
+    assert options.validate_bool(value, "b") is expected
 
 
 # ---- help ----
