@@ -1,0 +1,141 @@
+"""Folding K interpreters x T threads into one report per phase, on synthetic records.
+
+No battery runs here: each test builds the inner sessions' reports and the controller's findings
+by hand and checks the reports and verdict that come out, in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_subinterp import messages, reports
+from pytest_subinterp.reports import Collected, InterpreterReports, Synthetic, build_reports
+from pytest_subinterp.verdicts import Verdict
+
+NODEID = "test_x.py::test_a"
+WHERE = {"n_interps": 2, "n_threads": 4, "n_rounds": 1}
+
+
+@dataclass
+class FakeItem:
+    """What build_reports reads of an item."""
+
+    nodeid: str = NODEID
+    location: tuple[str, int, str] = ("test_x.py", 3, "test_a")
+    keywords: dict[str, int] = field(default_factory=lambda: {"test_a": 1})
+    user_properties: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def inner(when: str, outcome: str, longrepr: Any = None, **extra: Any) -> pytest.TestReport:
+    return pytest.TestReport(NODEID, ("test_x.py", 3, "test_a"), {}, outcome, longrepr, when, **extra)  # type: ignore[arg-type]
+
+
+def interpreter(label: str, call: str = "passed", setup: str = "passed", where: dict[str, Any] | None = None,
+                longrepr: Any = None) -> InterpreterReports:
+    phases = {"setup": inner("setup", setup)}
+    if setup == "passed":
+        phases["call"] = inner("call", call, longrepr if call != "passed" else None)
+    phases["teardown"] = inner("teardown", "passed")
+    return InterpreterReports(label, phases, where)
+
+
+def build(collected: Collected) -> dict[str, pytest.TestReport]:
+    return {report.when: report for report in build_reports(FakeItem(), collected, WHERE)}  # type: ignore[arg-type]
+
+
+def test_all_passed_is_one_passed_report_per_phase() -> None:
+    collected = Collected(interpreters=[interpreter("isolated interpreter 1/2"), interpreter("isolated interpreter 2/2")])
+    result = build(collected)
+    assert [r.outcome for r in result.values()] == ["passed", "passed", "passed"]
+    assert collected.verdict is Verdict.PASSED
+    assert result["call"].subinterp_verdict == "passed"  # type: ignore[attr-defined]
+    assert result["teardown"].subinterp_record["verdict"] == "passed"  # type: ignore[attr-defined]
+
+
+def test_one_failed_interpreter_fails_the_call_and_names_where() -> None:
+    where = {"config": "isolated", "interp": 1, "thread": 2, "round": 0, "failed_calls": 1, "calls": 4}
+    failing = interpreter("isolated interpreter 2/2", call="failed", where=where, longrepr="AssertionError: boom")
+    collected = Collected(interpreters=[interpreter("isolated interpreter 1/2"), failing])
+    result = build(collected)
+    call = result["call"]
+    assert call.failed and collected.verdict is Verdict.FAILED
+    prefix = messages.FAILED_WHERE.format(config="isolated", interp=2, thread=3, round=1, **WHERE)
+    assert str(call.longrepr).startswith(prefix + "AssertionError: boom")
+    assert ("subinterp", messages.FAILED_SUMMARY.format(config="isolated", interp=2, thread=3, round=1,
+                                                        failed_calls=1, calls=4, **WHERE)) in call.sections
+
+
+def test_second_failure_is_kept_in_a_section() -> None:
+    first = interpreter("isolated interpreter 1/2", call="failed", longrepr="first")
+    second = interpreter("isolated interpreter 2/2", call="failed", longrepr="second")
+    call = build(Collected(interpreters=[first, second]))["call"]
+    assert ("subinterp failure [isolated interpreter 2/2]", "second") in call.sections
+
+
+def test_synthetic_setup_failure_fails_setup_and_skips_call() -> None:
+    collected = Collected(synthetic=[Synthetic("setup", "the zygote failed", Verdict.INFRASTRUCTURE)])
+    result = build(collected)
+    assert result["setup"].failed and "call" not in result
+    assert result["setup"].longrepr == "the zygote failed"
+    assert result["teardown"].subinterp_verdict == "infrastructure"  # type: ignore[attr-defined]
+
+
+def test_call_finding_is_kept_when_setup_failed() -> None:
+    collected = Collected(synthetic=[Synthetic("setup", "refused", Verdict.IMPORT_REFUSED),
+                                     Synthetic("call", "and a leak", Verdict.LEAKED)])
+    setup = build(collected)["setup"]
+    assert ("subinterp (call phase)", "and a leak") in setup.sections
+
+
+@pytest.mark.parametrize(("found", "expected"), [
+    ({Verdict.PASSED, Verdict.FAILED}, Verdict.FAILED),
+    ({Verdict.LEAKED, Verdict.FAILED, Verdict.SKIPPED}, Verdict.LEAKED),
+    ({Verdict.HUNG, Verdict.CRASHED}, Verdict.CRASHED),
+    ({Verdict.FALLBACK, Verdict.PASSED}, Verdict.FALLBACK),
+    ({Verdict.SKIPPED, Verdict.PASSED}, Verdict.SKIPPED),
+])
+def test_worst_verdict_wins(found: set[Verdict], expected: Verdict) -> None:
+    assert Verdict.worst(found) is expected
+
+
+def test_verdict_order_and_titles() -> None:
+    """The summary lists the most severe first; every verdict has a title and a plain-str value."""
+    order = [verdict.value for verdict in Verdict]
+    assert order[:3] == ["crashed", "hung", "import refused"] and order[-2:] == ["skipped", "passed"]
+    assert all(verdict.summary_title for verdict in Verdict)
+    assert Verdict("left thread") is Verdict.LEFT_THREAD
+    with pytest.raises(ValueError):
+        Verdict("pased")  # a misspelled verdict is an error, not a pass
+
+
+def test_warnings_give_fallback_and_leak_warning_verdicts() -> None:
+    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], warnings=["refused x"])
+    assert collected.verdict is Verdict.FALLBACK
+    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], leak_warnings=["grew"])
+    assert collected.verdict is Verdict.LEAK_WARNING
+    call = build(collected)["call"]
+    assert call.passed and ("subinterp warning", "grew") in call.sections
+
+
+def test_all_skipped_is_skipped() -> None:
+    skip = ("test_x.py", 4, "Skipped: no")
+    entry = InterpreterReports("isolated interpreter 1/1", {"setup": inner("setup", "skipped", skip),
+                                                            "teardown": inner("teardown", "passed")})
+    result = build(Collected(interpreters=[entry]))
+    assert result["setup"].skipped and result["setup"].longrepr == skip
+
+
+def test_simple_reports_skip() -> None:
+    setup, teardown = reports.simple_reports(FakeItem(), "skipped", ("x.py", 1, "why"))  # type: ignore[arg-type]
+    assert setup.skipped and teardown.passed and setup.subinterp_verdict == "skipped"  # type: ignore[attr-defined]
+
+
+def test_refusal_message_fits_the_kind_of_refusal() -> None:
+    one = reports.refusal_message("m", "isolated", "Interpreter change detected - this module can only be "
+                                                   "loaded into one interpreter per process")
+    assert messages.REFUSAL_FIX_ONE_PER_PROCESS in one
+    isolated = reports.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
+    assert messages.REFUSAL_REASON_ISOLATED in isolated
