@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import compat, crash, leaks, messages, quirks, reports
+from pytest_subinterp import compat, crash, leaks, messages, proof, quirks, reports
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
@@ -60,6 +60,54 @@ def inner_output(slot: dict[str, Any]) -> dict[str, Any]:
         return json.loads(slot.get("entry_output") or "{}")
     except ValueError:
         return {}
+
+
+def not_run_reasons(nodeid: str, slots: list[dict[str, Any]]) -> dict[int, str]:
+    """Per interpreter (0-based), why the test's body may not have run there, from what its inner
+    session said; interpreters where nothing went wrong before the body are left out."""
+    reasons: dict[int, str] = {}
+    for slot in slots:
+        index = slot["index"]
+        if slot.get("create_error"):
+            reasons[index] = f"the interpreter could not be created: {_first_line(slot['create_error'])}"
+            continue
+        if slot.get("entry_error") or not slot.get("entry_output"):
+            reasons[index] = f"the inner pytest session did not run: {_first_line(slot.get('entry_error') or '')}"
+            continue
+        inner = inner_output(slot)
+        reason = _inner_reason(nodeid, inner)
+        if reason:
+            reasons[index] = reason
+    return reasons
+
+
+def _inner_reason(nodeid: str, inner: dict[str, Any]) -> str | None:
+    if inner.get("error"):
+        return f"the inner pytest session raised: {_last_line(inner['error'])}"
+    if inner.get("collect_errors"):
+        return "collection failed there (the collection error is shown above)"
+    if nodeid in inner.get("not_found", ()):
+        return "the test was not collected there"
+    phases = {data.get("when"): data for data in inner.get("reports", ()) if data.get("nodeid") == nodeid}
+    setup = phases.get("setup")
+    if setup is None:
+        code = inner.get("exitcode")
+        text = _last_line(inner.get("session_output") or "")
+        return f"the inner pytest session ended with exit code {code} before the test ran" + (f": {text}" if text
+                                                                                              else "")
+    if setup.get("outcome") == "skipped":
+        return "the test was skipped there in setup"
+    if setup.get("outcome") == "failed":
+        return "setup failed there (the error is shown above)"
+    return None
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "(no detail)")
+
+
+def _last_line(text: str) -> str:
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "(no detail)")
 
 
 def _tail(text: str) -> str:
@@ -133,6 +181,10 @@ class Analyser:
             ]
             slots.append({"index": index, "create_error": None, "entry_error": None, "end_error": None,
                           "ended": True, "entry_output": json.dumps(line)})
+        records = [call for lines in outcome.item_lines.values() for line in lines if line["nodeid"] == item.nodeid
+                   for call in line.get("calls", {}).get(item.nodeid, ())]
+        collected.proofs.append(proof.prove(outcome.config, settings.interpreters, settings.threads,
+                                            settings.rounds, records, not_run_reasons(item.nodeid, slots)))
         for slot in slots:
             self._analyse_interpreter(item, settings, outcome.config, slot, collected, last=False)
         if settings.leaks != "off":
@@ -159,6 +211,10 @@ class Analyser:
             self._add_crash(item, settings, outcome, collected)
             return
         assert result is not None
+        records = [call for call in result.get("calls", ()) if generation is None or call["generation"] == generation]
+        collected.proofs.append(proof.prove(outcome.config, settings.interpreters, settings.threads,
+                                            settings.rounds, records,
+                                            not_run_reasons(item.nodeid, result["interpreters"])))
         for slot in result["interpreters"]:
             self._analyse_interpreter(item, settings, outcome.config, slot, collected, last)
         if settings.leaks != "off":
@@ -254,6 +310,7 @@ class Analyser:
             collected.synthetic.append(reports.Synthetic("setup", messages.INNER_ERROR.format(
                 config=config_name, interp=index + 1, error=inner["error"]), Verdict.INFRASTRUCTURE))
         self._add_collect_errors(item, config_name, index, inner, collected)
+        self._add_session_error(item, config_name, index, inner, collected)
         entry = reports.InterpreterReports(label, {}, None)
         for data in inner["reports"]:
             report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
@@ -289,6 +346,32 @@ class Analyser:
         if inner.get("not_found") and not inner.get("collect_errors"):
             collected.synthetic.append(reports.Synthetic("setup", messages.NOT_COLLECTED.format(
                 nodeid=item.nodeid, config=config_name, interp=index + 1), Verdict.INFRASTRUCTURE))
+
+    def _add_session_error(self, item: pytest.Item, config_name: str, index: int, inner: dict[str, Any],
+                           collected: reports.Collected) -> None:
+        """An inner session that stopped before the test ran (a conftest that raised or imported a
+        refused module, a usage error): reported as plain pytest reports it, prefixed with the
+        interpreter; once per distinct output, naming the interpreters it came from."""
+        code = inner.get("exitcode")
+        if inner.get("collect_errors") or inner.get("error") or code in (None, 0, 1):
+            return
+        if any(data.get("nodeid") == item.nodeid for data in inner.get("reports", ())):
+            return
+        output = (inner.get("session_output") or "").strip() or f"(the session printed nothing; exit code {code})"
+        for synthetic in collected.synthetic:
+            if synthetic.when == "setup" and synthetic.text.endswith(output):
+                return  # the same error in an earlier interpreter
+        text = messages.SESSION_STOPPED.format(config=config_name, interp=index + 1, code=code, output=output)
+        refused = [r for r in inner.get("refusals", ())
+                   if quirks.is_subinterpreter_refusal(r["message"]) and not quirks.is_stdlib_path(r.get("path"))]
+        headline = self._refusal_headline(output, refused, config_name)
+        if headline is not None:
+            importer = next((r.get("importer") for r in inner.get("refusals", ()) if r.get("importer")), None)
+            if importer:
+                headline += f" (imported by {importer})"
+            collected.synthetic.append(reports.Synthetic("setup", f"{headline}\n\n{text}", Verdict.IMPORT_REFUSED))
+        else:
+            collected.synthetic.append(reports.Synthetic("setup", text, Verdict.FAILED))
 
     @staticmethod
     def _refusal_headline(text: str, refused: list[dict[str, Any]], config_name: str) -> str | None:

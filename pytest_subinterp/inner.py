@@ -18,6 +18,31 @@ from typing import Any
 from pytest_subinterp import compat
 
 LEFTOVER_THREAD_GRACE_S = 0.5
+BASE_EXCEPTION_MESSAGE = (
+    "the test body raised {name} ({detail}); in a battery a BaseException that would stop the session "
+    "fails the call that raised it"
+)
+# The end of what an inner session printed outside any test (e.g. a conftest that failed to
+# import): the reason the controller gives when the test never ran there.
+SESSION_OUTPUT_CHARS = 4000
+
+
+class _Tee:
+    """A text stream that also keeps what is written to it (the inner session's own output)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.kept: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.kept.append(text)
+        return int(self.stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def text(self) -> str:
+        return "".join(self.kept)[-SESSION_OUTPUT_CHARS:]
 
 
 class RefusalRecorder:
@@ -47,14 +72,30 @@ class RefusalRecorder:
                 return original(loader, arg)
             except ImportError as exc:
                 name = getattr(arg, "name", None) or getattr(arg, "__name__", "?")
-                recorder.record(name, getattr(loader, "path", None), str(exc))
+                recorder.record(name, getattr(loader, "path", None), str(exc), _importer())
                 raise
 
         return recording
 
-    def record(self, module: str, path: str | None, message: str) -> None:
-        """Remember one refusal."""
-        self.refusals.append({"module": module, "path": path, "message": message})
+    def record(self, module: str, path: str | None, message: str, importer: str | None = None) -> None:
+        """Remember one refusal (`importer`: the file and line whose import statement asked for it)."""
+        self.refusals.append({"module": module, "path": path, "message": message, "importer": importer})
+
+
+def _importer() -> str | None:
+    """'file:line' of the innermost frame outside the import machinery and this module: the
+    statement that imported the refused module (a conftest, the test module, a package)."""
+    import importlib
+
+    machinery = importlib.__file__.rsplit("/", 1)[0] + "/"
+    own = __file__.rstrip("c")
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith("<frozen") or filename.startswith(machinery) or filename.rstrip("c") == own):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
 
 
 class InnerPlugin:
@@ -207,6 +248,12 @@ class InnerPlugin:
                     f"round {other_round + 1}",
                     _format_exception(exc),
                 )
+            if not isinstance(first, (Exception, pytest.fail.Exception, pytest.xfail.Exception)):
+                # KeyboardInterrupt, SystemExit, GeneratorExit, pytest.exit(): raised here they
+                # would end this interpreter's pytest session with no report of the test.  In a
+                # battery they are what the body did in that call: a failure of the call.
+                message = BASE_EXCEPTION_MESSAGE.format(name=type(first).__name__, detail=str(first) or "no message")
+                pytest.fail(f"{message}\n{_format_exception(first)}", pytrace=False)
             raise first
         if skips and len(skips) == len(records):
             raise skips[0][1]
@@ -361,7 +408,14 @@ def run(spec_json: str, index: int) -> str:
         import pytest
 
         args = [*spec["args"], f"--basetemp={spec['basetemp']}/interp-{index}"]
-        output["exitcode"] = int(pytest.main(args, plugins=[plugin, _protocol_wrapper(plugin)]))
+        # sys.stdout/stderr are this interpreter's own: keep what pytest.main prints outside tests.
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = tee_out, tee_err = _Tee(out), _Tee(err)
+        try:
+            output["exitcode"] = int(pytest.main(args, plugins=[plugin, _protocol_wrapper(plugin)]))
+        finally:
+            sys.stdout, sys.stderr = out, err
+            output["session_output"] = tee_out.text() + tee_err.text()
     except BaseException:  # noqa: BLE001 - reported by the controller, never lost
         output["error"] = traceback.format_exc()
     _helper().set_phase("finish")

@@ -116,3 +116,15 @@ ASYNC_UNSUPPORTED = (
     "threads yet; write a sync test that runs the coroutine with asyncio.run()"
 )
 NO_CONFIG_AVAILABLE = "{reason}"
+
+# A passed call needs a proof (proof.py); this is the message when no battery left one.
+NO_PROOF = (
+    "no battery left a record of the test's calls, so nothing proves that its body ran and passed; "
+    "this is an error of pytest-subinterp: please report it with the JSON report (--subinterp-report)"
+)
+
+# An inner session that ended before the test ran there (exit code 2-5): its own output follows.
+SESSION_STOPPED = (
+    "[{config} interpreter {interp}] the pytest session inside the sub-interpreter stopped before the "
+    "test ran (exit code {code}), as plain pytest would on the same error:\n{output}"
+)

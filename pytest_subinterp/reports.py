@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_subinterp import compat, messages, quirks
+from pytest_subinterp.proof import Proof
 from pytest_subinterp.verdicts import Verdict
 
 WHENS = ("setup", "call", "teardown")
@@ -51,6 +52,13 @@ class Collected:
     leak_figures: list[dict[str, Any]] = field(default_factory=list)
     # (module, config) -> (interpreter numbers, CPython's message) of swallowed refusals
     fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
+    # One per battery that ran to its end: what its record proves (proof.py).
+    proofs: list[Proof] = field(default_factory=list)
+
+    def unproven(self) -> list[Proof]:
+        """The batteries whose record does not show every expected call passed (all of them,
+        as an empty list never proves anything: see build_reports)."""
+        return [proof for proof in self.proofs if not proof.ok]
 
     @property
     def verdict(self) -> Verdict:
@@ -63,7 +71,12 @@ class Collected:
             found.add(Verdict.FALLBACK)
         if self.leak_warnings:
             found.add(Verdict.LEAK_WARNING)
-        return Verdict.worst(found) or Verdict.PASSED
+        if any(proof.unrun for proof in self.proofs) or (Verdict.PASSED in found and not self.proofs):
+            found.add(Verdict.NOT_RUN)
+        worst = Verdict.worst(found) or Verdict.NOT_RUN  # nothing at all: nothing is proven
+        if worst is Verdict.PASSED and self.unproven():
+            return Verdict.NOT_RUN
+        return worst
 
 
 def refusal_message(module: str, config: str, reason_text: str) -> str:
@@ -171,12 +184,29 @@ def _combine_phase(
     )
 
 
+def _require_proof(call: pytest.TestReport, collected: Collected) -> None:
+    """THE rule of a pass: a call report is passed only when every battery's record proves that
+    every expected call ran and passed (proof.py).  Anything else fails it, saying which calls
+    did not run and why."""
+    if not call.passed:
+        return
+    unproven = collected.unproven()
+    if collected.proofs and not unproven:
+        return
+    texts = [proof.explain() for proof in unproven] or [messages.NO_PROOF]
+    call.outcome = "failed"
+    call.longrepr = "\n\n".join(texts)
+    call.subinterp_verdict = collected.verdict.value  # type: ignore[attr-defined]
+
+
 def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[str, int]) -> list[pytest.TestReport]:
     """One TestReport per phase; no call report when setup did not pass (as in pytest)."""
     setup = _combine_phase(item, "setup", collected, settings_where)
     result = [setup]
     if setup.passed:
-        result.append(_combine_phase(item, "call", collected, settings_where))
+        call = _combine_phase(item, "call", collected, settings_where)
+        _require_proof(call, collected)
+        result.append(call)
     elif setup.failed:
         # Keep what the call phase found elsewhere: nothing is lost.
         call_synthetic = [s for s in collected.synthetic if s.when == "call"]
@@ -190,6 +220,7 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
         "shape": collected.shape,
         "batteries": collected.batteries,
         "leaks": collected.leak_figures,
+        "proof": [{"config": proof.config, **proof.counts()} for proof in collected.proofs],
     }
     at_end = collected.verdict in (Verdict.LEFT_THREAD, Verdict.CRASHED, Verdict.HUNG)
     if not setup.passed or at_end and teardown.failed:

@@ -48,6 +48,7 @@ class Verdict(_Ordered):
     LEFT_THREAD = ("left thread", "left a thread running")
     INFRASTRUCTURE = ("infrastructure", "could not run (pytest-subinterp or CPython error)")
     FAILED = ("failed", "failed in an interpreter/thread")
+    NOT_RUN = ("not run", "did not run in every expected interpreter/thread (no proof of a pass)")
     FALLBACK = ("fallback", "passed on a pure-Python fallback (C module refused)")
     LEAK_WARNING = ("leak warning", "passed with a leak warning (--subinterp-leaks=warn)")
     SKIPPED = ("skipped", "skipped")

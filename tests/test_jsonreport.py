@@ -40,7 +40,9 @@ def _check_schema(data: dict) -> None:
     assert data["schema_version"] == 1
     assert isinstance(data["python"], str) and isinstance(data["exitstatus"], int)
     for test in data["tests"]:
-        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries", "leaks"}
+        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries", "leaks", "proof"}
+        for proof in test["proof"]:  # one per battery that ran to its end
+            assert proof["expected_calls"] >= 1 and proof["recorded_calls"] >= 0
         for battery in test["batteries"]:
             assert set(battery) == BATTERY_KEYS
             for call in battery["calls"]:

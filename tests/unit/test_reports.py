@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import messages, reports
+from pytest_subinterp import messages, proof, reports
 from pytest_subinterp.reports import Collected, InterpreterReports, Synthetic, build_reports
 from pytest_subinterp.verdicts import Verdict
 
@@ -42,12 +42,20 @@ def interpreter(label: str, call: str = "passed", setup: str = "passed", where: 
     return InterpreterReports(label, phases, where)
 
 
+def all_passed(config: str = "isolated", k: int = 2, t: int = 4, r: int = 1) -> list[proof.Proof]:
+    """The proof of a battery whose every call passed."""
+    calls = [{"interpreter": c.interpreter, "thread": c.thread, "round": c.round, "status": 0}
+             for c in proof.expected_calls(k, t, r)]
+    return [proof.prove(config, k, t, r, calls)]
+
+
 def build(collected: Collected) -> dict[str, pytest.TestReport]:
     return {report.when: report for report in build_reports(FakeItem(), collected, WHERE)}  # type: ignore[arg-type]
 
 
 def test_all_passed_is_one_passed_report_per_phase() -> None:
-    collected = Collected(interpreters=[interpreter("isolated interpreter 1/2"), interpreter("isolated interpreter 2/2")])
+    collected = Collected(interpreters=[interpreter("isolated interpreter 1/2"), interpreter("isolated interpreter 2/2")],
+                          proofs=all_passed())
     result = build(collected)
     assert [r.outcome for r in result.values()] == ["passed", "passed", "passed"]
     assert collected.verdict is Verdict.PASSED
@@ -112,9 +120,11 @@ def test_verdict_order_and_titles() -> None:
 
 
 def test_warnings_give_fallback_and_leak_warning_verdicts() -> None:
-    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], warnings=["refused x"])
+    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], warnings=["refused x"],
+                          proofs=all_passed("legacy", 1, 1, 1))
     assert collected.verdict is Verdict.FALLBACK
-    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], leak_warnings=["grew"])
+    collected = Collected(interpreters=[interpreter("legacy interpreter 1/1")], leak_warnings=["grew"],
+                          proofs=all_passed("legacy", 1, 1, 1))
     assert collected.verdict is Verdict.LEAK_WARNING
     call = build(collected)["call"]
     assert call.passed and ("subinterp warning", "grew") in call.sections
