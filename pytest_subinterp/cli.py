@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_subinterp import __version__, checkentry, child, compat, crash, messages, quirks, reports
+from pytest_subinterp import __version__, checkentry, child, compat, crash, messages, quirks
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
@@ -53,7 +53,6 @@ NOT_FOUND = (
     "module '{module}' was not found in a fresh {config} sub-interpreter ({error}); check the "
     "spelling, and run check from the environment (or directory, or PYTHONPATH) that has it"
 )
-REFUSED_REASON = 'CPython says "{text}"'
 IMPORT_ERROR = (
     "module '{module}' raised {error_type} when imported in a fresh {config} sub-interpreter: "
     "{error}; module-level code must work in every interpreter (no state of the main one)"
@@ -299,9 +298,7 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
             _problem(row, "not found", NOT_FOUND.format(module=module, config=config, error=row["error"]))
         elif out["error_type"] == "ImportError" and quirks.is_subinterpreter_refusal(out["error"]):
             row["import"] = "refused"
-            message = reports.refusal_message(module, config, out["error"])
-            reason = REFUSED_REASON.format(text=out["error"])
-            message = message.replace(": ", f": {reason}; ", 1)
+            message = messages.refusal_message(module, config, out["error"], quote=True)
             defect = quirks.match_known_defect(out["error"], config)
             if defect is not None:
                 message += "; " + messages.KNOWN_CPYTHON_DEFECT.format(
