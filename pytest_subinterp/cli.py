@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_subinterp import __version__, checkentry, child, compat, crash, messages, quirks
-from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher
+from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher, run_process
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
 JSON_SCHEMA_VERSION = 1
@@ -172,20 +171,10 @@ class Runner:
         # One malloc arena: per-thread arenas (one creator thread per interpreter) would add
         # noise of their own.
         env = {**os.environ, "PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "pytest_subinterp.checkentry", str(request_path)],
-                                env=env, start_new_session=True)
         budget = self.args.timeout * 2 * (self.args.memory_rounds + 1) + HARD_DEADLINE_GRACE_S
-        killed = False
-        try:
-            proc.wait(timeout=budget)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            killed = True
-        code = proc.returncode
-        status = (-code) if code < 0 else (code << 8)  # the os.waitpid encoding
-        return self._collect(directory, ChildExit(status, killed_after_deadline=killed),
-                             checkentry.MEMORY_RESULT_FILE)
+        exit_info = run_process([sys.executable, "-m", "pytest_subinterp.checkentry", str(request_path)],
+                                Path.cwd(), budget, env)
+        return self._collect(directory, exit_info, checkentry.MEMORY_RESULT_FILE)
 
     @staticmethod
     def _collect(directory: Path, exit_info: ChildExit, result_file: str) -> Step:
