@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import HAS_ISOLATED, needs_isolated
 
-from pytest_subinterp import cli
+import pytest_subinterp.check as cli
 
 CONFIGS = ["isolated", "legacy"] if HAS_ISOLATED else ["legacy"]
 ROW_KEYS = {"module", "config", "import", "error", "init", "path", "stdlib", "declares", "threads",
