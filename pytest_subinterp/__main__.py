@@ -1,6 +1,6 @@
-"""``python -m pytest_subinterp check MODULE [MODULE ...]``: see pytest_subinterp/cli.py."""
+"""``python -m pytest_subinterp check MODULE [MODULE ...]``: see pytest_subinterp/check/."""
 
-from pytest_subinterp.cli import main
+from pytest_subinterp.check import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -221,24 +221,6 @@ class Analyser:
             measured = result if last else {"interpreters": result["interpreters"]}
             self._add_leaks(item, settings, outcome.config, measured, collected)
 
-    def _where_text(self, settings: Settings, config_name: str, where: crash.Where | None,
-                    battery: str | None = None) -> str:
-        if battery in ("lifetime-test", "lifetime-control"):
-            settings = settings.replace(interpreters=1, threads=1, rounds=1)  # child.py's series
-        if where is None or where.interp < 0:
-            text = messages.CRASH_WHERE_UNKNOWN.format(config=config_name)
-        elif where.thread < 0:
-            text = messages.CRASH_WHERE_CREATOR.format(
-                interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
-                phase=where.user_phase)
-        else:
-            text = messages.CRASH_WHERE.format(
-                interp=where.interp + 1, n_interps=settings.interpreters, config=config_name,
-                thread=where.thread + 1, n_threads=settings.threads, round=max(where.round, 0) + 1,
-                n_rounds=settings.rounds, phase=where.user_phase)
-        stage = messages.CRASH_STAGE.get(battery or "")
-        return f"{text}, {stage}" if stage else text
-
     def _crash_sections(self, outcome: BatteryOutcome, progress: crash.Progress) -> list[tuple[str, str]]:
         sections = []
         if progress.python_stack:
@@ -256,25 +238,17 @@ class Analyser:
                    collected: reports.Collected) -> None:
         progress = crash.parse_progress(outcome.progress)
         where = progress.culprit
-        where_text = self._where_text(settings, outcome.config, where, progress.battery)
+        where_text = crash.where_text(where, outcome.config, settings.interpreters, settings.threads,
+                                      settings.rounds, progress.battery)
         if outcome.exit.killed_after_deadline:
             text = messages.KILLED_AFTER_DEADLINE.format(
                 nodeid=item.nodeid, grace=HARD_DEADLINE_GRACE_S, timeout=settings.timeout, where=where_text)
             verdict = Verdict.HUNG
         else:
-            if outcome.exit.signal is not None:
-                how = crash.signal_name(outcome.exit.signal)
-            elif progress.crash_signal:
-                how = progress.crash_signal
-            elif outcome.exit.exit_code is not None:
-                how = f"exit code {outcome.exit.exit_code}"
-            else:
-                how = "an unknown status"
-            if progress.crash_signal and outcome.exit.signal is not None and progress.crash_signal != how:
-                how = f"{progress.crash_signal} (ended by {how})"
+            how = crash.how_it_ended(outcome.exit.signal, outcome.exit.exit_code, progress)
             text = messages.CRASHED.format(how=how, nodeid=item.nodeid, where=where_text)
             verdict = Verdict.CRASHED
-        note = reports.known_defect_note(outcome.stderr + outcome.progress, outcome.config)
+        note = crash.known_defect_note(outcome.stderr + outcome.progress, outcome.config)
         if note:
             text += "\n" + note
         when = where.when if where is not None else "call"
@@ -285,7 +259,8 @@ class Analyser:
         progress = crash.parse_progress(outcome.progress)
         where = progress.culprit
         text = messages.HUNG.format(nodeid=item.nodeid, timeout=settings.timeout,
-                                    where=self._where_text(settings, outcome.config, where, progress.battery))
+                                    where=crash.where_text(where, outcome.config, settings.interpreters,
+                                                           settings.threads, settings.rounds, progress.battery))
         stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
         sections = [("subinterp breadcrumbs", _tail(outcome.progress))]
         if outcome.stderr.strip():
@@ -378,7 +353,7 @@ class Analyser:
         """What a collection error that is a refused (or blocked) import means, or None."""
         version = compat.python_version()
         if refused:
-            return reports.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
+            return messages.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
         blocked = quirks.blocked_module_in(text, config_name)
         if blocked:
             return messages.STDLIB_BLOCKED.format(module=blocked, config=config_name, version=version)
@@ -403,7 +378,7 @@ class Analyser:
             if failed_phase is not None:
                 # The refusal reached the test (in its body or a fixture): say what it means
                 # and how to fix it, once.
-                headline = reports.refusal_message(refusal["module"], config_name, refusal["message"])
+                headline = messages.refusal_message(refusal["module"], config_name, refusal["message"])
                 if all(s.text != headline for s in collected.synthetic):
                     collected.synthetic.append(reports.Synthetic(failed_phase, headline, Verdict.IMPORT_REFUSED))
                 continue

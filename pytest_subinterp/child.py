@@ -90,7 +90,7 @@ def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: 
         interpreters=1 if single else request["interpreters"],
         threads=1 if single else request["threads"],
         rounds=1 if single else request["rounds"],
-        entry=request.get("entry", ENTRY),  # check runs pytest_subinterp.checkentry
+        entry=request.get("entry", ENTRY),  # check runs pytest_subinterp.check.entry
         arg=json.dumps({**spec, "template": templates}),
         timeout=float(request["timeout"]),
         templates=templates,

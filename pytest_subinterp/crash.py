@@ -4,6 +4,10 @@ The C helper writes one line per step to ``progress.log`` (see csrc/_subinterp.c
 "breadcrumbs"); the crash handler adds the signal, the native stack and, before 3.13, the
 crashing thread's Python stack; the hang dump adds the Python stack of every thread of every
 interpreter it could attach to.
+
+The functions at the end describe a crash in words (where, how it ended, whether CPython itself
+is to blame); the plugin's reports and ``check`` both use them.  No pytest here: ``check`` runs
+without it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass, field
+
+from pytest_subinterp import compat, messages, quirks
 
 _PHASE = re.compile(r"^phase (\S+) interp=(-?\d+) thread=(-?\d+) round=(-?\d+)$")
 _DONE_CALL = re.compile(r"^done call interp=(-?\d+) thread=(-?\d+) round=(-?\d+) status=(\d+)$")
@@ -140,3 +146,55 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+# ---- describing a crash in words ----
+
+
+def where_text(where: Where | None, config: str, interpreters: int, threads: int, rounds: int,
+               battery: str | None = None) -> str:
+    """Where the culprit step was, as users count (interpreter 2/2, thread 3/4, round 1/1), and
+    in which of the child's batteries (CRASH_STAGE) when it was not the test's own."""
+    if battery in ("lifetime-test", "lifetime-control"):
+        interpreters = threads = rounds = 1  # child.py's series: one interpreter, one thread, one round
+    if where is None or where.interp < 0:
+        text = messages.CRASH_WHERE_UNKNOWN.format(config=config)
+    elif where.thread < 0:
+        text = messages.CRASH_WHERE_CREATOR.format(
+            interp=where.interp + 1, n_interps=interpreters, config=config, phase=where.user_phase)
+    else:
+        text = messages.CRASH_WHERE.format(
+            interp=where.interp + 1, n_interps=interpreters, config=config,
+            thread=where.thread + 1, n_threads=threads, round=max(where.round, 0) + 1,
+            n_rounds=rounds, phase=where.user_phase)
+    stage = messages.CRASH_STAGE.get(battery or "")
+    return f"{text}, {stage}" if stage else text
+
+
+def how_it_ended(signum: int | None, exit_code: int | None, progress: Progress) -> str:
+    """The signal (or exit code) that ended the child; both signals when the crash handler saw
+    one and the process was ended by another ("SIGSEGV (ended by SIGKILL)")."""
+    if signum is not None:
+        how = signal_name(signum)
+    elif progress.crash_signal:
+        how = progress.crash_signal
+    elif exit_code is not None:
+        how = f"exit code {exit_code}"
+    else:
+        how = "an unknown status"
+    if progress.crash_signal and signum is not None and progress.crash_signal != how:
+        how = f"{progress.crash_signal} (ended by {how})"
+    return how
+
+
+def defect_note(defect: quirks.KnownDefect) -> str:
+    """The sentence attributing a crash or refusal to a known defect of the running CPython."""
+    return messages.KNOWN_CPYTHON_DEFECT.format(version=compat.python_version(),
+                                                description=defect.description, advice=defect.advice)
+
+
+def known_defect_note(text: str, config: str) -> str | None:
+    """A sentence attributing a crash to CPython itself, when its pattern matches `text` (the
+    child's stderr and breadcrumbs)."""
+    defect = quirks.match_known_defect(text, config)
+    return defect_note(defect) if defect is not None else None

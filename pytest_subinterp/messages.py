@@ -1,6 +1,8 @@
 """Every message pytest-subinterp shows a user: what happened, where, and what to do.
 
-Kept in one place so tests import the very templates they check.
+Kept in one place so tests import the very templates they check.  ``check``'s own messages are
+in ``check/messages.py``; it uses the crash and refusal messages of this module.  No imports:
+``check`` and the inner sessions use this module without pytest.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ REFUSAL_FIX_ONE_PER_PROCESS = (
     "this module can only be loaded into one interpreter per process (Cython, PyO3 and others); "
     "it cannot support sub-interpreters until its generator does"
 )
+REFUSAL_CPYTHON_SAYS = 'CPython says "{text}"'
 STDLIB_REFUSED = (
     "CPython's own module '{module}' is refused by {config} sub-interpreters on Python {version} "
     "(a limit of CPython, not of the project under test); the test needs it: mark it "
@@ -128,3 +131,16 @@ SESSION_STOPPED = (
     "[{config} interpreter {interp}] the pytest session inside the sub-interpreter stopped before the "
     "test ran (exit code {code}), as plain pytest would on the same error:\n{output}"
 )
+
+
+def refusal_message(module: str, config: str, reason_text: str, quote: bool = False) -> str:
+    """The 'import refused' message for one module; `reason_text` is CPython's ImportError.
+    `quote`: put CPython's own words into the message (``check`` shows no traceback beside it)."""
+    quoted = REFUSAL_CPYTHON_SAYS.format(text=reason_text)
+    if "one interpreter per process" in reason_text or "more than once per process" in reason_text:
+        # CPython's words are the reason here: quoted, they are not repeated.
+        reason = quoted if quote else reason_text.strip()
+        return IMPORT_REFUSED.format(module=module, config=config, reason=reason,
+                                     fix=REFUSAL_FIX_ONE_PER_PROCESS)
+    reason = f"{quoted}; {REFUSAL_REASON_ISOLATED}" if quote else REFUSAL_REASON_ISOLATED
+    return IMPORT_REFUSED.format(module=module, config=config, reason=reason, fix=REFUSAL_FIX_ISOLATED)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import compat, messages, quirks
+from pytest_subinterp import messages
 from pytest_subinterp.proof import Proof
 from pytest_subinterp.verdicts import Verdict
 
@@ -77,19 +77,6 @@ class Collected:
         if worst is Verdict.PASSED and self.unproven():
             return Verdict.NOT_RUN
         return worst
-
-
-def refusal_message(module: str, config: str, reason_text: str) -> str:
-    """The 'import refused' message for one module."""
-    if "one interpreter per process" in reason_text or "more than once per process" in reason_text:
-        return messages.IMPORT_REFUSED.format(
-            module=module, config=config, reason=reason_text.strip(),
-            fix=messages.REFUSAL_FIX_ONE_PER_PROCESS,
-        )
-    return messages.IMPORT_REFUSED.format(
-        module=module, config=config, reason=messages.REFUSAL_REASON_ISOLATED,
-        fix=messages.REFUSAL_FIX_ISOLATED,
-    )
 
 
 def display_where(where: dict[str, Any]) -> dict[str, Any]:
@@ -246,12 +233,3 @@ def simple_reports(item: pytest.Item, outcome: str, longrepr: Any, when: str = "
     )
     return [skip, teardown]
 
-
-def known_defect_note(text: str, config: str) -> str | None:
-    """A sentence attributing a crash to CPython itself, when its pattern matches."""
-    defect = quirks.match_known_defect(text, config)
-    if defect is None:
-        return None
-    version = compat.python_version()
-    return messages.KNOWN_CPYTHON_DEFECT.format(version=version, description=defect.description,
-                                                advice=defect.advice)

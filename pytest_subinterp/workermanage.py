@@ -191,6 +191,22 @@ class Zygote:
         self.ready = False
 
 
+def run_process(argv: list[str], cwd: Path, deadline_s: float, env: dict[str, str] | None = None) -> ChildExit:
+    """Run `argv` as a new session (process group) and wait; after `deadline_s` seconds kill the
+    whole group.  Used for spawned batteries and for ``check``'s memory child."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True)
+    try:
+        proc.wait(timeout=deadline_s)
+        killed = False
+    except subprocess.TimeoutExpired:
+        _kill_child(proc.pid)
+        proc.wait()
+        killed = True
+    code = proc.returncode
+    status = (-code) if code < 0 else (code << 8)  # the os.waitpid encoding
+    return ChildExit(status, killed_after_deadline=killed)
+
+
 class Spawner:
     """Spawns one child per battery (platforms without fork, or --subinterp-start=spawn)."""
 
@@ -214,21 +230,8 @@ class Spawner:
         """Run one battery in a new process."""
         request_path = Path(request["dir"]) / "request.json"
         request_path.write_text(json.dumps(request))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest_subinterp.child", str(request_path)],
-            cwd=self.cwd,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=timeout + HARD_DEADLINE_GRACE_S)
-            killed = False
-        except subprocess.TimeoutExpired:
-            _kill_child(proc.pid)
-            proc.wait()
-            killed = True
-        code = proc.returncode
-        status = (-code) if code < 0 else (code << 8)  # the os.waitpid encoding
-        return ChildExit(status, killed_after_deadline=killed)
+        return run_process([sys.executable, "-m", "pytest_subinterp.child", str(request_path)], self.cwd,
+                           timeout + HARD_DEADLINE_GRACE_S)
 
     def close(self) -> None:
         """Nothing to stop."""

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import HAS_ISOLATED, needs_isolated
 
-from pytest_subinterp import cli
+import pytest_subinterp.check as cli
+from conftest import HAS_ISOLATED, needs_isolated
 
 CONFIGS = ["isolated", "legacy"] if HAS_ISOLATED else ["legacy"]
 ROW_KEYS = {"module", "config", "import", "error", "init", "path", "stdlib", "declares", "threads",
@@ -270,3 +270,20 @@ def test_isolated_before_312_is_a_usage_error():
 def test_no_command_is_a_usage_error():
     result = subprocess.run([sys.executable, "-m", "pytest_subinterp"], capture_output=True, text=True)
     assert result.returncode == 2 and "COMMAND" in result.stderr
+
+
+def test_check_does_not_import_pytest():
+    """check works without pytest: a whole run (argument parsing, the probes' launcher, analysis,
+    output) leaves neither pytest nor _pytest in sys.modules of its process."""
+    code = (
+        "import sys\n"
+        "from pytest_subinterp.check import main\n"
+        "status = main(['check', '_json', '--config', 'legacy', '--memory-rounds', '0', '--json'])\n"
+        "loaded = sorted(m for m in sys.modules if m.partition('.')[0] in ('pytest', '_pytest'))\n"
+        "assert not loaded, loaded\n"
+        "sys.exit(status)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["results"][0]["verdict"] == "ok"

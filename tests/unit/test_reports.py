@@ -144,8 +144,8 @@ def test_simple_reports_skip() -> None:
 
 
 def test_refusal_message_fits_the_kind_of_refusal() -> None:
-    one = reports.refusal_message("m", "isolated", "Interpreter change detected - this module can only be "
+    one = messages.refusal_message("m", "isolated", "Interpreter change detected - this module can only be "
                                                    "loaded into one interpreter per process")
     assert messages.REFUSAL_FIX_ONE_PER_PROCESS in one
-    isolated = reports.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
+    isolated = messages.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
     assert messages.REFUSAL_REASON_ISOLATED in isolated

@@ -1,6 +1,6 @@
 """What ``pytest-subinterp check`` runs inside each sub-interpreter, and its memory child.
 
-:func:`run` is the battery entry (``pytest_subinterp.checkentry:run``) called by the C helper on
+:func:`run` is the battery entry (``pytest_subinterp.check.entry:run``) called by the C helper on
 each interpreter's creator thread; it returns JSON.  Modes (``spec["mode"]``):
 
 - ``import``: import the module once, say how (refused? single-phase? declared slots?).
@@ -9,7 +9,7 @@ each interpreter's creator thread; it returns JSON.  Modes (``spec["mode"]``):
   from the module so that the controller can find objects shared across interpreters.
 - ``memory``: import the module (or nothing: the control) and return.
 
-``python -m pytest_subinterp.checkentry REQUEST.json`` is the memory child: it runs sequential
+``python -m pytest_subinterp.check.entry REQUEST.json`` is the memory child: it runs sequential
 one-interpreter batteries in its main interpreter (control first, then the module) and records
 the resident set size after each, so that the controller can subtract the control.
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 from pytest_subinterp import compat
 
-ENTRY = "pytest_subinterp.checkentry:run"
+ENTRY = "pytest_subinterp.check.entry:run"
 MEMORY_RESULT_FILE = "memory.json"
 # Objects of these types are CPython's own business when shared (small ints, interned strings).
 _VALUE_TYPES = (str, bytes, int, float, complex, bool, type(None))
@@ -181,7 +181,7 @@ def run(spec_json: str, index: int) -> str:
         out = _import_once(spec) if spec["module"] else {"imported": None}
         out.pop("traceback", None)
     else:
-        raise ValueError(f"pytest_subinterp.checkentry.run: unknown mode {mode!r}")
+        raise ValueError(f"pytest_subinterp.check.entry.run: unknown mode {mode!r}")
     out["index"] = index
     return json.dumps(out, default=repr)
 
@@ -225,7 +225,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m pytest_subinterp.checkentry REQUEST.json``: the memory child."""
+    """``python -m pytest_subinterp.check.entry REQUEST.json``: the memory child."""
     from pytest_subinterp import child
 
     args = sys.argv[1:] if argv is None else argv
