@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import compat, messages, quirks
+from pytest_subinterp import advice, compat, messages, quirks
 from pytest_subinterp.proof import Proof
 from pytest_subinterp.verdicts import Verdict
 
@@ -79,17 +79,10 @@ class Collected:
         return worst
 
 
-def refusal_message(module: str, config: str, reason_text: str) -> str:
-    """The 'import refused' message for one module."""
-    if "one interpreter per process" in reason_text or "more than once per process" in reason_text:
-        return messages.IMPORT_REFUSED.format(
-            module=module, config=config, reason=reason_text.strip(),
-            fix=messages.REFUSAL_FIX_ONE_PER_PROCESS,
-        )
-    return messages.IMPORT_REFUSED.format(
-        module=module, config=config, reason=messages.REFUSAL_REASON_ISOLATED,
-        fix=messages.REFUSAL_FIX_ISOLATED,
-    )
+def refusal_message(module: str, config: str, reason_text: str, path: str | None = None) -> str:
+    """The 'import refused' message for one module (`path`: its extension file, read by
+    advice.py to give the fix in its generator's terms; without it the advice is generic)."""
+    return advice.advise(module, path, reason_text, config).message()
 
 
 def display_where(where: dict[str, Any]) -> dict[str, Any]:
