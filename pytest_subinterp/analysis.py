@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import compat, crash, leaks, messages, proof, quirks, reports
+from pytest_subinterp import advice, compat, crash, leaks, messages, proof, quirks, reports
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
@@ -353,7 +353,8 @@ class Analyser:
         """What a collection error that is a refused (or blocked) import means, or None."""
         version = compat.python_version()
         if refused:
-            return messages.refusal_message(refused[0]["module"], config_name, refused[0]["message"])
+            return advice.refusal_message(refused[0]["module"], config_name, refused[0]["message"],
+                                          refused[0].get("path"))
         blocked = quirks.blocked_module_in(text, config_name)
         if blocked:
             return messages.STDLIB_BLOCKED.format(module=blocked, config=config_name, version=version)
@@ -369,16 +370,23 @@ class Analyser:
                        entry: reports.InterpreterReports, collected: reports.Collected) -> None:
         if inner.get("collect_errors"):
             return  # the refusal is already the reported failure
-        refusals = [*inner.get("collection_refusals", ()), *inner.get("item_refusals", {}).get(item.nodeid, ())]
+        during_item = inner.get("item_refusals", {}).get(item.nodeid, ())
+        refusals = [*inner.get("collection_refusals", ()), *during_item]
         for refusal in refusals:
-            if quirks.is_stdlib_path(refusal.get("path")):
-                continue
             failed_phase = next((when for when in ("setup", "call") if when in entry.reports
                                  and entry.reports[when].failed), None)
+            # CPython's own module: never the package's fallback.  Explained only when this test
+            # itself imported a stdlib extension file and failed (pytest swallows its own
+            # refusals, e.g. readline, at collection).
+            if quirks.is_stdlib_path(refusal.get("path")) and not (
+                    failed_phase and refusal.get("path") and refusal in during_item
+                    and quirks.is_subinterpreter_refusal(refusal["message"])):
+                continue
             if failed_phase is not None:
                 # The refusal reached the test (in its body or a fixture): say what it means
                 # and how to fix it, once.
-                headline = messages.refusal_message(refusal["module"], config_name, refusal["message"])
+                headline = advice.refusal_message(refusal["module"], config_name, refusal["message"],
+                                                  refusal.get("path"))
                 if all(s.text != headline for s in collected.synthetic):
                     collected.synthetic.append(reports.Synthetic(failed_phase, headline, Verdict.IMPORT_REFUSED))
                 continue

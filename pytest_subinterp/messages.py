@@ -55,20 +55,91 @@ KILLED_AFTER_DEADLINE = (
 )
 
 IMPORT_REFUSED = (
-    "module '{module}' cannot be imported in an {config} sub-interpreter: {reason}; {fix}"
+    "module '{module}' cannot be imported in {article} {config} sub-interpreter: {reason}; {fix}"
 )
+# Reasons and fixes of an import refusal, one per kind of refusal and generator (advice.py;
+# docs/verdicts.md "import refused" has the table).
 REFUSAL_REASON_ISOLATED = (
     "it does not support a per-interpreter GIL (single-phase init or no "
     "Py_mod_multiple_interpreters slot)"
+)
+REFUSAL_REASON_NO_SLOT = (
+    "it uses multi-phase init but has no Py_mod_multiple_interpreters slot, which CPython reads "
+    "as 'shared-GIL (legacy) sub-interpreters only'"
+)
+REFUSAL_REASON_NOT_SUPPORTED = (
+    "its Py_mod_multiple_interpreters slot is Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED"
+)
+REFUSAL_REASON_LEGACY_ONLY = (
+    "its Py_mod_multiple_interpreters slot is Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED, which "
+    "allows shared-GIL (legacy) sub-interpreters only"
+)
+REFUSAL_REASON_PYBIND11 = (
+    "its PYBIND11_MODULE does not declare py::multiple_interpreters::per_interpreter_gil() "
+    "(pybind11 3.x declares not_supported() by default)"
+)
+REFUSAL_REASON_ONE_PER_PROCESS = 'it loads into one interpreter per process ("{text}")'
+REFUSAL_REASON_STDLIB = (
+    "it is CPython's own module, which CPython {version} itself does not load there (a limit of "
+    "CPython, not of the project under test)"
+)
+REFUSAL_FIX_STDLIB = (
+    "mark the test config=\"legacy\" or skip it in sub-interpreters (newer CPythons load more of "
+    "their own modules in isolated interpreters)"
 )
 REFUSAL_FIX_ISOLATED = (
     "port it to multi-phase init (PyModuleDef_Init + Py_mod_exec) with module state and declare "
     "Py_mod_multiple_interpreters = Py_MOD_PER_INTERPRETER_GIL_SUPPORTED, or use "
     "config=\"legacy\" to test it anyway"
 )
+REFUSAL_FIX_C_SLOT = (
+    "keep its state in module state (PyModule_GetState) and its types as heap types "
+    "(PyType_FromModuleAndSpec), then declare {Py_mod_multiple_interpreters, "
+    "Py_MOD_PER_INTERPRETER_GIL_SUPPORTED} (CPython 3.12+; on 3.13+ also {Py_mod_gil, "
+    "Py_MOD_GIL_NOT_USED} once it is thread-safe, for free-threaded builds), or use "
+    "config=\"legacy\" to test it anyway"
+)
+REFUSAL_FIX_PYBIND11 = (
+    "declare it with pybind11 3.0+: PYBIND11_MODULE(name, m, "
+    "py::multiple_interpreters::per_interpreter_gil()) once no C++ static holds Python objects "
+    "(py::multiple_interpreters::shared_gil() allows legacy sub-interpreters only), or use "
+    "config=\"legacy\" to test it anyway"
+)
+REFUSAL_FIX_PYBIND11_OLD = (
+    "it was built by pybind11 2.x, whose modules are single-phase: rebuild it with pybind11 3.0+ "
+    "and declare PYBIND11_MODULE(name, m, py::multiple_interpreters::per_interpreter_gil()), or "
+    "use config=\"legacy\" to test it anyway"
+)
+REFUSAL_FIX_CYTHON = (
+    "Cython's default build keeps module globals in C statics and loads into one interpreter "
+    "per process: with Cython 3.1+, compile it with the directive "
+    "'# cython: subinterpreters_compatible=own_gil' and the C macro CYTHON_USE_MODULE_STATE=1, "
+    "which the directive needs (shared_gil allows legacy sub-interpreters only; Cython warns "
+    "about what it cannot support there yet)"
+)
+REFUSAL_FIX_NANOBIND = (
+    "nanobind's NB_MODULE declares Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED and has no option "
+    "to declare more: use config=\"legacy\" to test it anyway, or bind it with pybind11 3.0+ and "
+    "py::multiple_interpreters::per_interpreter_gil()"
+)
+REFUSAL_FIX_PYO3 = (
+    "PyO3 does not support sub-interpreters yet (https://github.com/PyO3/pyo3/issues/576; on "
+    "CPython 3.12+ its modules declare Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED and refuse "
+    "every interpreter after the first): skip the test in sub-interpreters until it does"
+)
+REFUSAL_FIX_CFFI = (
+    "cffi modules are single-phase, with process-wide state in them and in _cffi_backend, and "
+    "cffi has no sub-interpreter option: use config=\"legacy\" to test it anyway, or skip it in "
+    "sub-interpreters"
+)
+REFUSAL_FIX_MYPYC = (
+    "mypyc-compiled modules keep their globals in process-wide C statics and mypyc has no "
+    "sub-interpreter option: leave this module out of mypyc compilation, use config=\"legacy\" "
+    "to test it anyway, or skip it in sub-interpreters"
+)
 REFUSAL_FIX_ONE_PER_PROCESS = (
-    "this module can only be loaded into one interpreter per process (Cython, PyO3 and others); "
-    "it cannot support sub-interpreters until its generator does"
+    "the module itself refuses every interpreter after the first, so config=\"legacy\" does not "
+    "help; it cannot support sub-interpreters until its authors (or its generator) lift that"
 )
 REFUSAL_CPYTHON_SAYS = 'CPython says "{text}"'
 STDLIB_REFUSED = (
@@ -132,15 +203,3 @@ SESSION_STOPPED = (
     "test ran (exit code {code}), as plain pytest would on the same error:\n{output}"
 )
 
-
-def refusal_message(module: str, config: str, reason_text: str, quote: bool = False) -> str:
-    """The 'import refused' message for one module; `reason_text` is CPython's ImportError.
-    `quote`: put CPython's own words into the message (``check`` shows no traceback beside it)."""
-    quoted = REFUSAL_CPYTHON_SAYS.format(text=reason_text)
-    if "one interpreter per process" in reason_text or "more than once per process" in reason_text:
-        # CPython's words are the reason here: quoted, they are not repeated.
-        reason = quoted if quote else reason_text.strip()
-        return IMPORT_REFUSED.format(module=module, config=config, reason=reason,
-                                     fix=REFUSAL_FIX_ONE_PER_PROCESS)
-    reason = f"{quoted}; {REFUSAL_REASON_ISOLATED}" if quote else REFUSAL_REASON_ISOLATED
-    return IMPORT_REFUSED.format(module=module, config=config, reason=reason, fix=REFUSAL_FIX_ISOLATED)

@@ -17,5 +17,8 @@ make_venv() {
     "$python" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$dir/bin/python" -m pip install -q "pytest>=8" "pytest-xdist>=3.5" setuptools wheel
+    # Build tools of the generator tests (tests/genbuild.py, tests/test_advice.py): real
+    # pybind11 and Cython modules, so that the refusal advice is checked on what they emit.
+    "$dir/bin/python" -m pip install -q "pybind11==3.1.0" "cython==3.3.1"
     "$dir/bin/python" -m pip install -q --no-build-isolation "$ROOT"
 }

@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import extbuild  # tests/ is on sys.path: the top-level conftest.py puts it there
+import genbuild
 import pytest
 
 HAS_ISOLATED = sys.version_info >= (3, 12)
@@ -27,3 +28,11 @@ def subinterp_pytester(pytester: pytest.Pytester, extmods_dir: pathlib.Path,
     monkeypatch.setenv("PYTHONPATH", str(extmods_dir))
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     return pytester
+
+
+@pytest.fixture(scope="session")
+def genmods(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
+    """The generator modules of tests/genmods (pybind11, Cython, C slot variants), built once per
+    session: (name -> built file, name -> why it was not built)."""
+    out = tmp_path_factory.getbasetemp().parent / f"genmods-{sys.implementation.cache_tag}"
+    return genbuild.build_all(out)

@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 import pytest
+from conftest import HAS_ISOLATED, needs_isolated
 
 import pytest_subinterp.check as cli
-from conftest import HAS_ISOLATED, needs_isolated
 
 CONFIGS = ["isolated", "legacy"] if HAS_ISOLATED else ["legacy"]
 ROW_KEYS = {"module", "config", "import", "error", "init", "path", "stdlib", "declares", "threads",

@@ -16,7 +16,7 @@ from pytest_subinterp import messages
 
 DEFAULT_CONFIG = "isolated" if HAS_ISOLATED else "legacy"
 REFUSED_ISOLATED = messages.IMPORT_REFUSED.format(
-    module="single_phase_ext", config="isolated", reason=messages.REFUSAL_REASON_ISOLATED,
+    module="single_phase_ext", article="an", config="isolated", reason=messages.REFUSAL_REASON_ISOLATED,
     fix=messages.REFUSAL_FIX_ISOLATED,
 )
 # A pure-Python fallback package, as real packages write them.

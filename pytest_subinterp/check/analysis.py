@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_subinterp import crash, messages, quirks
+from pytest_subinterp import advice, crash, quirks
 from pytest_subinterp.check import messages as check_messages
 from pytest_subinterp.check.runner import Runner, Step
 from pytest_subinterp.verdicts import CheckVerdict
@@ -137,7 +137,7 @@ def _analyse_import_error(row: dict[str, Any], out: dict[str, Any], module: str,
             module=module, config=config, error=row["error"]))
     elif out["error_type"] == "ImportError" and quirks.is_subinterpreter_refusal(out["error"]):
         row["import"] = "refused"
-        message = messages.refusal_message(module, config, out["error"], quote=True)
+        message = advice.refusal_message(module, config, out["error"], out.get("path"), quote=True)
         defect = quirks.match_known_defect(out["error"], config)
         if defect is not None:
             message = check_messages.REFUSED_KNOWN_DEFECT.format(refusal=message, defect=crash.defect_note(defect))

@@ -95,6 +95,8 @@ def _import_once(spec: dict[str, Any]) -> dict[str, Any]:
             "error_type": type(exc).__name__,
             "error": str(exc),
             "traceback": traceback.format_exc(),
+            # The extension refused: the file advice.py reads for the fix in its generator's terms.
+            "path": getattr(exc, "path", None),
         }
     out: dict[str, Any] = {"imported": True, **describe(module)}
     if out["init"] == "single-phase":

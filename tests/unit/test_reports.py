@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import messages, proof, reports
+from pytest_subinterp import advice, messages, proof, reports
 from pytest_subinterp.reports import Collected, InterpreterReports, Synthetic, build_reports
 from pytest_subinterp.verdicts import Verdict
 
@@ -144,8 +144,12 @@ def test_simple_reports_skip() -> None:
 
 
 def test_refusal_message_fits_the_kind_of_refusal() -> None:
-    one = messages.refusal_message("m", "isolated", "Interpreter change detected - this module can only be "
-                                                   "loaded into one interpreter per process")
-    assert messages.REFUSAL_FIX_ONE_PER_PROCESS in one
-    isolated = messages.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
+    one = advice.refusal_message("m", "isolated", "Interpreter change detected - this module can only be "
+                                                 "loaded into one interpreter per process")
+    # Cython's own message: Cython's fix (the subinterpreters_compatible directive), not the
+    # generic "wait for the generator".
+    assert messages.REFUSAL_FIX_CYTHON in one
+    generic = advice.refusal_message("m", "legacy", "cannot load module more than once per process")
+    assert "in a legacy sub-interpreter" in generic and messages.REFUSAL_FIX_ONE_PER_PROCESS in generic
+    isolated = advice.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
     assert messages.REFUSAL_REASON_ISOLATED in isolated
