@@ -227,8 +227,9 @@ class Analyser:
             sections.append(("subinterp crashing thread (Python stack)", "\n".join(progress.python_stack)))
         if progress.native_stack:
             sections.append(("subinterp crashing thread (native stack)", "\n".join(progress.native_stack)))
-        if outcome.stderr.strip():
-            sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
+        stderr = crash.without_cpython_noise(outcome.stderr)
+        if stderr.strip():
+            sections.append(("Captured stderr (worker)", _tail(stderr)))
         if outcome.child_error:
             sections.append(("subinterp worker error", outcome.child_error))
         sections.append(("subinterp breadcrumbs", _tail(outcome.progress)))
@@ -263,8 +264,9 @@ class Analyser:
                                                            settings.threads, settings.rounds, progress.battery))
         stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
         sections = [("subinterp breadcrumbs", _tail(outcome.progress))]
-        if outcome.stderr.strip():
-            sections.append(("Captured stderr (worker)", _tail(outcome.stderr)))
+        stderr = crash.without_cpython_noise(outcome.stderr)
+        if stderr.strip():
+            sections.append(("Captured stderr (worker)", _tail(stderr)))
         collected.synthetic.append(reports.Synthetic(where.when if where else "call", text + "\n" + stacks,
                                                      Verdict.HUNG, sections))
 

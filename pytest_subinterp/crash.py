@@ -198,3 +198,26 @@ def known_defect_note(text: str, config: str) -> str | None:
     child's stderr and breadcrumbs)."""
     defect = quirks.match_known_defect(text, config)
     return defect_note(defect) if defect is not None else None
+
+
+# CPython's own noise in a battery child's stderr: the dummy Thread objects of the battery's
+# native threads are deleted after their interpreter's threading module was torn down (3.13:
+# "Exception ignored in: <function _DeleteDummyThreadOnDel.__del__ ...>").  Nothing of the test.
+_NOISE_HEADS = ("Exception ignored in: <function _DeleteDummyThreadOnDel",)
+
+
+def without_cpython_noise(text: str) -> str:
+    """`text` without the 'Exception ignored' reports CPython prints for its own objects."""
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(_NOISE_HEADS):
+            skipping = True
+            continue
+        if skipping:
+            if line.startswith(("Traceback", " ", "\t")):
+                continue
+            skipping = False
+            continue  # the exception line that ends the report
+        kept.append(line)
+    return "".join(kept)

@@ -241,7 +241,9 @@ class InnerPlugin:
                 "failed_calls": len(failures),
                 "calls": len(records),
             }
-            for (other_thread, other_round), exc in failures[1:]:
+            for (other_thread, other_round), exc in failures:
+                # Every failed call's traceback, the first included: the controller shows each
+                # distinct one once, with the calls it covers (reports._failure_groups).
                 item.add_report_section(
                     "call",
                     f"failure: {config} interpreter {self.index + 1}, thread {other_thread + 1}, "
@@ -407,6 +409,7 @@ def run(spec_json: str, index: int) -> str:
         _block_modules(spec)
         import pytest
 
+        compat.tolerate_unusable_tracemalloc()
         args = [*spec["args"], f"--basetemp={spec['basetemp']}/interp-{index}"]
         # sys.stdout/stderr are this interpreter's own: keep what pytest.main prints outside tests.
         out, err = sys.stdout, sys.stderr

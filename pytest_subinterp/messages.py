@@ -10,9 +10,11 @@ from __future__ import annotations
 FAILED_WHERE = "[{config} interpreter {interp}/{n_interps}, thread {thread}/{n_threads}, round {round}/{n_rounds}] "
 FAILED_WHERE_SETUP = "[{config} interpreter {interp}/{n_interps}, phase {phase}] "
 FAILED_SUMMARY = (
-    "test failed in {failed_calls} of {calls} calls in interpreter {interp}/{n_interps} ({config}); "
-    "first: thread {thread}/{n_threads}, round {round}/{n_rounds}, phase: call"
+    "test failed in {failed_calls} of {calls} calls ({config}, in {failed_interps}); "
+    "first: interpreter {interp}/{n_interps}, thread {thread}/{n_threads}, round {round}/{n_rounds}, phase: call"
 )
+SAME_FAILURE = "the same traceback in {count} more call(s): {calls}"
+OTHER_FAILURE = "subinterp failure in {count} call(s): {calls}"
 
 CRASHED = (
     "subinterp worker crashed with {how} while running '{nodeid}' ({where}); "

@@ -7,6 +7,7 @@ thread).  Output: exactly one setup, (call,) teardown TestReport for the outer i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +98,69 @@ def _prefix_crash_message(report: pytest.TestReport, prefix: str) -> None:
         report.longrepr = prefix + longrepr
 
 
+# inner.py names the section of each failed call "failure: <config> interpreter I, thread T, round R".
+_CALL_FAILURE = re.compile(r"^Captured failure: (\S+) interpreter (\d+), thread (\d+), round (\d+) call$")
+
+
 def _labelled_sections(entry: InterpreterReports, report: pytest.TestReport) -> list[tuple[str, str]]:
-    return [(f"{name} [{entry.label}]", content) for name, content in report.sections]
+    return [(f"{name} [{entry.label}]", content) for name, content in report.sections
+            if not _CALL_FAILURE.match(name)]
+
+
+def _failure_groups(failed: list[tuple[InterpreterReports, pytest.TestReport]],
+                    shape: dict[str, int]) -> list[tuple[str, list[str]]]:
+    """Each distinct traceback of the failed calls once, with the calls it covers, in order."""
+    groups: dict[str, list[str]] = {}
+    for _, report in failed:
+        for name, content in report.sections:
+            match = _CALL_FAILURE.match(name)
+            if match:
+                config, interp, thread, round_ = match.groups()
+                groups.setdefault(content, []).append(
+                    f"{config} interpreter {interp}/{shape['n_interps']}, thread {thread}/{shape['n_threads']}, "
+                    f"round {round_}/{shape['n_rounds']}")
+    return list(groups.items())
+
+
+def _failure_summaries(failed: list[tuple[InterpreterReports, pytest.TestReport]],
+                       shape: dict[str, int]) -> list[str]:
+    """Per config: how many of the calls failed, in which interpreters, and where the first was."""
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for entry, _ in failed:
+        if entry.where is not None:
+            by_config.setdefault(entry.where["config"], []).append(entry.where)
+    lines = []
+    for config, wheres in by_config.items():
+        first = {key: value for key, value in display_where(wheres[0]).items()
+                 if key in ("interp", "thread", "round")}
+        interps = sorted({where["interp"] + 1 for where in wheres})
+        label = "interpreter" if len(interps) == 1 else "interpreters"
+        lines.append(messages.FAILED_SUMMARY.format(
+            **{**first, "config": config}, **shape,
+            failed_calls=sum(where["failed_calls"] for where in wheres),
+            calls=sum(where["calls"] for where in wheres),
+            failed_interps=f"{label} {', '.join(map(str, interps))} of {shape['n_interps']}"))
+    return lines
+
+
+def _call_failure_sections(failed: list[tuple[InterpreterReports, pytest.TestReport]],
+                           shape: dict[str, int]) -> list[tuple[str, str]]:
+    """The failed calls' tracebacks, each distinct one once (the first failure's is the report's
+    own longrepr), or, without per-call sections, each other interpreter's first failure."""
+    groups = _failure_groups(failed, shape)
+    if not groups:
+        texts: dict[str, list[str]] = {}
+        for entry, report in failed[1:]:
+            texts.setdefault(str(report.longrepr), []).append(entry.label)
+        return [(f"subinterp failure [{', '.join(labels)}]", text) for text, labels in texts.items()]
+    sections = []
+    first_calls = groups[0][1]
+    if len(first_calls) > 1:
+        sections.append(("subinterp", messages.SAME_FAILURE.format(count=len(first_calls) - 1,
+                                                                   calls="; ".join(first_calls[1:]))))
+    for text, calls in groups[1:]:
+        sections.append((messages.OTHER_FAILURE.format(count=len(calls), calls="; ".join(calls)), text))
+    return sections
 
 
 def _combine_phase(
@@ -120,19 +182,21 @@ def _combine_phase(
                 sections.extend(s.sections)
         else:
             entry, first = failed[0]
-            longrepr = first.longrepr
             if entry.where is not None and when == "call":
                 shown = display_where(entry.where)
                 prefix = messages.FAILED_WHERE.format(**shown, **settings_where)
+                sections.extend(("subinterp", line) for line in _failure_summaries(failed, settings_where))
+                sections.extend(_call_failure_sections(failed, settings_where))
                 _prefix_crash_message(first, prefix)
-                sections.append(("subinterp", messages.FAILED_SUMMARY.format(**shown, **settings_where)))
             else:
+                sections.extend(_call_failure_sections(failed, settings_where))
                 _prefix_crash_message(first, f"[{entry.label}] ")
             longrepr = first.longrepr
             if hasattr(first, "wasxfail"):
                 extra["wasxfail"] = first.wasxfail
-        for entry, report in failed[1 if not synthetic else 0:]:
-            sections.append((f"subinterp failure [{entry.label}]", str(report.longrepr)))
+        if synthetic:
+            for entry, report in failed:
+                sections.append((f"subinterp failure [{entry.label}]", str(report.longrepr)))
         for entry, report in failed:
             sections.extend(_labelled_sections(entry, report))
     elif passed:

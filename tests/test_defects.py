@@ -189,7 +189,7 @@ def test_static_state_fails_in_the_second_interpreter(subinterp_pytester: pytest
     # Only one of the two interpreters is wrong: each test failed in 1 of its calls there.
     summary = messages.FAILED_SUMMARY.format(failed_calls=1, calls=1, interp="*", n_interps=2,
                                              config=DEFAULT_CONFIG, thread="*", n_threads=2, round=1,
-                                             n_rounds=1)
+                                             n_rounds=1, failed_interps="interpreter * of 2")
     result.stdout.fnmatch_lines(["*assert 2 == 1*"])
     result.stdout.fnmatch_lines(["*cached sys is not this interpreter's sys*"])
     result.stdout.fnmatch_lines([f"*{summary}*", f"*{summary}*"])
@@ -220,7 +220,7 @@ def test_gilstate_lands_in_the_wrong_interpreter(subinterp_pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*assert 0 == *"])
     result.stdout.fnmatch_lines(["FAILED test_gil.py::test_gilstate - " + where.replace("[", "[[]") + "*assert 0 == *"])
     # Both interpreters are wrong.
-    result.stdout.fnmatch_lines(["*subinterp failure [[]*interpreter*"])
+    result.stdout.fnmatch_lines(["*subinterp failure in 1 call(s): * interpreter */2, thread */2*"])
     result.stdout.no_fnmatch_line("*crashed*")
 
 

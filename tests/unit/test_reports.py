@@ -73,7 +73,8 @@ def test_one_failed_interpreter_fails_the_call_and_names_where() -> None:
     prefix = messages.FAILED_WHERE.format(config="isolated", interp=2, thread=3, round=1, **WHERE)
     assert str(call.longrepr).startswith(prefix + "AssertionError: boom")
     assert ("subinterp", messages.FAILED_SUMMARY.format(config="isolated", interp=2, thread=3, round=1,
-                                                        failed_calls=1, calls=4, **WHERE)) in call.sections
+                                                        failed_calls=1, calls=4, failed_interps="interpreter 2 of 2",
+                                                        **WHERE)) in call.sections
 
 
 def test_second_failure_is_kept_in_a_section() -> None:
@@ -81,6 +82,41 @@ def test_second_failure_is_kept_in_a_section() -> None:
     second = interpreter("isolated interpreter 2/2", call="failed", longrepr="second")
     call = build(Collected(interpreters=[first, second]))["call"]
     assert ("subinterp failure [isolated interpreter 2/2]", "second") in call.sections
+
+
+def failed_in(label: str, index: int, calls: dict[tuple[int, int], str]) -> InterpreterReports:
+    """An interpreter whose calls (thread, round) -> traceback failed, with inner.py's sections."""
+    config = label.split()[0]
+    (thread, round_), text = next(iter(calls.items()))
+    where = {"config": config, "interp": index, "thread": thread, "round": round_, "failed_calls": len(calls),
+             "calls": len(calls)}
+    entry = interpreter(label, call="failed", where=where, longrepr=text)
+    entry.reports["call"].sections = [
+        (f"Captured failure: {config} interpreter {index + 1}, thread {t + 1}, round {r + 1} call", tb)
+        for (t, r), tb in calls.items()]
+    return entry
+
+
+def test_each_distinct_traceback_is_shown_once_with_its_calls() -> None:
+    """config='both', every call failing the same way: one traceback, the other calls listed;
+    a different traceback gets its own section; the counts are across all interpreters."""
+    entries = [failed_in("isolated interpreter 1/2", 0, {(0, 0): "TB-A", (2, 0): "TB-A"}),
+               failed_in("isolated interpreter 2/2", 1, {(1, 0): "TB-A", (3, 0): "TB-B"}),
+               failed_in("legacy interpreter 1/2", 0, {(0, 0): "TB-A", (2, 0): "TB-A"})]
+    call = build(Collected(interpreters=entries))["call"]
+    texts = [content for _, content in call.sections]
+    assert sum("TB-A" in text for text in texts) == 0  # the first traceback is the longrepr itself
+    assert texts.count("TB-B") == 1
+    assert ("subinterp", "the same traceback in 4 more call(s): isolated interpreter 1/2, thread 3/4, round 1/1; "
+            "isolated interpreter 2/2, thread 2/4, round 1/1; legacy interpreter 1/2, thread 1/4, round 1/1; "
+            "legacy interpreter 1/2, thread 3/4, round 1/1") in call.sections
+    assert ("subinterp failure in 1 call(s): isolated interpreter 2/2, thread 4/4, round 1/1", "TB-B") in call.sections
+    summaries = [content for name, content in call.sections if content.startswith("test failed in")]
+    assert summaries == [
+        "test failed in 4 of 4 calls (isolated, in interpreters 1, 2 of 2); first: interpreter 1/2, thread 1/4, "
+        "round 1/1, phase: call",
+        "test failed in 2 of 2 calls (legacy, in interpreter 1 of 2); first: interpreter 1/2, thread 1/4, "
+        "round 1/1, phase: call"]
 
 
 def test_synthetic_setup_failure_fails_setup_and_skips_call() -> None:
@@ -153,3 +189,17 @@ def test_refusal_message_fits_the_kind_of_refusal() -> None:
     assert "in a legacy sub-interpreter" in generic and messages.REFUSAL_FIX_ONE_PER_PROCESS in generic
     isolated = advice.refusal_message("m", "isolated", "module m does not support loading in subinterpreters")
     assert messages.REFUSAL_REASON_ISOLATED in isolated
+
+
+def test_cpython_noise_is_filtered_from_worker_stderr() -> None:
+    from pytest_subinterp.crash import without_cpython_noise
+
+    text = ("before\n"
+            "Exception ignored in: <function _DeleteDummyThreadOnDel.__del__ at 0x7f>\n"
+            "Traceback (most recent call last):\n"
+            '  File "/usr/lib/python3.13/threading.py", line 1383, in __del__\n'
+            "TypeError: 'NoneType' object does not support the context manager protocol\n"
+            "Fatal Python error: Segmentation fault\n")
+    assert without_cpython_noise(text) == "before\nFatal Python error: Segmentation fault\n"
+    assert without_cpython_noise("Exception ignored in: <function mine at 0x1>\nx\n") == (
+        "Exception ignored in: <function mine at 0x1>\nx\n")

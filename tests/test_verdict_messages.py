@@ -1,0 +1,47 @@
+"""What a failing battery prints: counts across all interpreters, each distinct traceback once,
+and an unhandled exception in a test's own thread as plain pytest treats it."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="config='both' runs isolated interpreters from 3.12")
+def test_failure_in_every_call_is_counted_across_interpreters_and_printed_once(pytester: pytest.Pytester) -> None:
+    """Before: 'failed in 2 of 2 calls in interpreter 1/2', and with config='both' one traceback up
+    to 8 times."""
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.subinterp(config="both", leaks="off")
+        def test_every_call_fails():
+            assert 1 == 2
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "test failed in 4 of 4 calls (isolated, in interpreters 1, 2 of 2); first: interpreter 1/2, thread 1/4*",
+        "test failed in 4 of 4 calls (legacy, in interpreters 1, 2 of 2); first: interpreter 1/2, thread 1/4*",
+        "the same traceback in 7 more call(s): isolated interpreter 1/2, thread 3/4, round 1/1; *",
+    ])
+    assert result.stdout.str().count("assert 1 == 2") == 2  # the source line and the E line, once
+
+
+def test_unhandled_exception_in_a_thread_is_not_a_failure(pytester: pytest.Pytester) -> None:
+    """Plain pytest passes such a test with a warning; on 3.13.0 the battery used to fail it with
+    "module 'tracemalloc' has no attribute 'get_object_traceback'"."""
+    pytester.makepyfile("""
+        import threading
+        import pytest
+
+        @pytest.mark.subinterp(leaks="off")
+        def test_thread_raises():
+            thread = threading.Thread(target=lambda: 1 / 0)
+            thread.start()
+            thread.join()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*get_object_traceback*")
