@@ -249,7 +249,7 @@ class Analyser:
             how = crash.how_it_ended(outcome.exit.signal, outcome.exit.exit_code, progress)
             text = messages.CRASHED.format(how=how, nodeid=item.nodeid, where=where_text)
             verdict = Verdict.CRASHED
-        note = crash.known_defect_note(outcome.stderr + outcome.progress, outcome.config)
+        note = crash.attribution_note(outcome.stderr + outcome.progress, outcome.config, progress)
         if note:
             text += "\n" + note
         when = where.when if where is not None else "call"

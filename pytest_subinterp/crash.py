@@ -23,7 +23,11 @@ _DONE_CALL = re.compile(r"^done call interp=(-?\d+) thread=(-?\d+) round=(-?\d+)
 _DONE_END = re.compile(r"^done end interp=(-?\d+) ended=(\d)$")
 _CRASH = re.compile(r"^crash (\S+) interp=(-?\d+) thread=(-?\d+) round=(-?\d+) phase=(\S+)$")
 
-_BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed ", "single-phase ", "battery ")
+_LOADED = re.compile(r"^(loaded|refused) interp=(-?\d+) (\S+) (.*)$")
+_SINGLE_PHASE = re.compile(r"^single-phase (\S+)$")
+
+_BREADCRUMB_PREFIXES = ("phase ", "done ", "crash ", "stack ", "hang ", "failed ", "single-phase ", "battery ",
+                        "loaded ", "refused ")
 
 # Breadcrumb phase -> the phase named to the user and the pytest report it belongs to.
 USER_PHASE = {
@@ -76,6 +80,10 @@ class Progress:
     failed_calls: int = 0
     done_calls: int = 0
     battery: str | None = None  # the child's latest battery: "test", "control", "lifetime-test", ...
+    # Extension modules each interpreter loaded / refused (inner.py's breadcrumbs): name -> file.
+    loaded: dict[int, dict[str, str]] = field(default_factory=dict)
+    refused: dict[int, dict[str, str]] = field(default_factory=dict)
+    single_phase: set[str] = field(default_factory=set)
 
     @property
     def culprit(self) -> Where | None:
@@ -115,6 +123,11 @@ def parse_progress(text: str) -> Progress:
             progress.hang_stacks.append(line[len("stack "):])
         elif line.startswith("hang "):
             progress.hung = True
+        elif m := _LOADED.match(line):
+            table = progress.loaded if m[1] == "loaded" else progress.refused
+            table.setdefault(int(m[2]), {})[m[3]] = m[4]
+        elif m := _SINGLE_PHASE.match(line):
+            progress.single_phase.add(m[1])
         elif line.startswith("battery "):
             progress.battery = line[len("battery "):].split(" (", 1)[0]  # "test (templates)" -> "test"
         elif m := _PHASE.match(line):
@@ -193,11 +206,73 @@ def defect_note(defect: quirks.KnownDefect) -> str:
                                                 description=defect.description, advice=defect.advice)
 
 
-def known_defect_note(text: str, config: str) -> str | None:
-    """A sentence attributing a crash to CPython itself, when its pattern matches `text` (the
-    child's stderr and breadcrumbs)."""
-    defect = quirks.match_known_defect(text, config)
-    return defect_note(defect) if defect is not None else None
+# ---- evidence: what the record shows about a crash ------------------------------------------------
+
+# Shared objects of the process itself, never the code under test.
+_SYSTEM_OBJECTS = ("libpython", "libc.so", "libc-", "ld-linux", "libpthread", "libm.so", "libgcc", "libstdc++",
+                   "libdl", "librt", "linux-vdso")
+
+
+def native_objects(native_stack: list[str]) -> list[str]:
+    """The shared objects named by the native stack ("/path/x.so(func+0x1a) [0x7f..]"), in order."""
+    found: list[str] = []
+    for line in native_stack:
+        path = line.split("(", 1)[0].split(" [", 1)[0].strip()
+        if path and path not in found:
+            found.append(path)
+    return found
+
+
+def is_project_object(path: str) -> bool:
+    """A shared object of the code under test: not CPython's (its stdlib, libpython), not the
+    system's, not pytest-subinterp's own C helper."""
+    import os
+
+    name = os.path.basename(path)
+    if not (path.endswith(".so") or ".so." in name) or name.startswith(_SYSTEM_OBJECTS):
+        return False
+    if name.startswith("_subinterp.") and "pytest_subinterp" in path:
+        return False
+    if path.startswith(("/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/")) and "-packages" not in path:
+        return False
+    return not quirks.is_stdlib_path(path)
+
+
+def evidence(progress: Progress) -> quirks.Evidence:
+    """The facts about a crash that attribution may rely on (quirks.attribute)."""
+    loaded = {name for modules in progress.loaded.values() for name in modules}
+    project_loaded = {name: path for modules in progress.loaded.values() for name, path in modules.items()
+                      if is_project_object(path)}
+    where = progress.culprit
+    return quirks.Evidence(
+        phase=where.user_phase if where is not None else None,
+        loaded=frozenset(loaded | progress.single_phase),
+        refused=frozenset(name for modules in progress.refused.values() for name in modules),
+        single_phase=frozenset(progress.single_phase),
+        project_frames=tuple(path for path in native_objects(progress.native_stack) if is_project_object(path)),
+        project_modules=tuple(project_loaded.items()),
+    )
+
+
+def attribution_note(text: str, config: str, progress: Progress) -> str | None:
+    """What a crash is attributed to, with the evidence (`text`: the child's stderr and
+    breadcrumbs): CPython only when the record shows a known defect's preconditions and no frame
+    of the code under test; the extension the native stack (or the last load) names otherwise;
+    both when the evidence is mixed.  None when the record says nothing either way."""
+    found = evidence(progress)
+    defect, mixed = quirks.attribute(text, config, found)
+    if defect is not None and not mixed:
+        return defect_note(defect)
+    if defect is not None:
+        return messages.MIXED_EVIDENCE.format(
+            version=compat.python_version(), description=defect.description,
+            frames=", ".join(found.project_frames))
+    if found.project_frames:
+        return messages.CRASH_IN_EXTENSION.format(frames=", ".join(found.project_frames))
+    if found.project_modules:
+        name, path = found.project_modules[-1]
+        return messages.CRASH_AFTER_LOAD.format(module=name, path=path)
+    return None
 
 
 # CPython's own noise in a battery child's stderr: the dummy Thread objects of the battery's

@@ -68,18 +68,36 @@ class RefusalRecorder:
 
         def recording(loader: Any, arg: Any) -> Any:
             __tracebackhide__ = True  # noqa: F841 - pytest hides this frame
+            name = getattr(arg, "name", None) or getattr(arg, "__name__", "?")
             try:
-                return original(loader, arg)
+                result = original(loader, arg)
             except ImportError as exc:
-                name = getattr(arg, "name", None) or getattr(arg, "__name__", "?")
                 recorder.record(name, getattr(loader, "path", None), str(exc), _importer())
+                _helper().breadcrumb(f"refused interp={_helper().interpreter_index()} {name} {loader.path}")
                 raise
+            if original.__name__ == "exec_module":
+                # A crash report may only blame CPython when it knows what was loaded (crash.py).
+                _helper().breadcrumb(f"loaded interp={_helper().interpreter_index()} {name} {loader.path}")
+            return result
 
         return recording
 
     def record(self, module: str, path: str | None, message: str, importer: str | None = None) -> None:
         """Remember one refusal (`importer`: the file and line whose import statement asked for it)."""
         self.refusals.append({"module": module, "path": path, "message": message, "importer": importer})
+
+
+def note_loaded_extensions() -> None:
+    """A 'loaded' breadcrumb for each extension module this interpreter already has (a template
+    imported pytest's before the recorder was installed): what a crash may be attributed to."""
+    from importlib import machinery
+
+    helper = _helper()
+    index = helper.interpreter_index()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path.endswith(tuple(machinery.EXTENSION_SUFFIXES)):
+            helper.breadcrumb(f"loaded interp={index} {name} {path}")
 
 
 def _importer() -> str | None:
@@ -400,6 +418,7 @@ def run(spec_json: str, index: int) -> str:
     spec = json.loads(spec_json)
     recorder = RefusalRecorder()
     recorder.install()
+    note_loaded_extensions()
     _helper().set_phase("collect")
     output: dict[str, Any] = {"index": index, "config": spec["config"]}
     plugin = InnerPlugin(spec, index, recorder)

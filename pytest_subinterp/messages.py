@@ -41,6 +41,17 @@ CRASH_STAGE = {
         "lifetimes of the test), after the test's own battery finished"
     ),
 }
+# A crash is attributed on evidence only (crash.attribution_note, quirks.attribute).
+MIXED_EVIDENCE = (
+    "this resembles a known defect of CPython {version} ({description}) and the record shows its "
+    "preconditions, but the native stack also has frames in {frames}: the extension may be at fault "
+    "as well; both are shown"
+)
+CRASH_IN_EXTENSION = "the native stack of the crashing thread has frames in {frames}: the crash is in that code"
+CRASH_AFTER_LOAD = (
+    "the native stack names no extension of the project; the last extension module loaded before the "
+    "crash was '{module}' ({path})"
+)
 KNOWN_CPYTHON_DEFECT = (
     "this matches a known defect of CPython {version} itself ({description}); the extension is "
     "not shown to be at fault: {advice}"

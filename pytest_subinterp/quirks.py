@@ -54,30 +54,59 @@ def blocked_module_in(text: str, config: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What a battery's record shows about a crash (crash.evidence builds it from breadcrumbs)."""
+
+    phase: str | None = None  # create | import | setup | call | teardown | end
+    loaded: frozenset[str] = frozenset()  # extension modules loaded in the battery's interpreters
+    refused: frozenset[str] = frozenset()  # extension modules an interpreter refused
+    single_phase: frozenset[str] = frozenset()
+    project_frames: tuple[str, ...] = ()  # native-stack shared objects of the code under test
+    project_modules: tuple[tuple[str, str], ...] = ()  # (name, file) of loaded project extensions
+
+
+@dataclass(frozen=True)
 class KnownDefect:
-    """A crash or refusal pattern that is CPython's fault, not the extension's."""
+    """A crash pattern that is CPython's fault, and the preconditions the record must show."""
 
     versions: tuple[tuple[int, int, int], ...]  # exact versions seen here
     config: str  # "isolated", "legacy" or "any"
     pattern: str  # regex searched in the child's stderr and crash breadcrumbs
     description: str
     advice: str = "re-run on a newer CPython"
+    # Preconditions: one of these modules loaded in the battery ...
+    modules: tuple[str, ...] = ()
+    # ... the crash in one of these phases ...
+    phases: tuple[str, ...] = ()
+    # ... and an interpreter refused a module before (crash 1 of docs/cpython-quirks.md).
+    needs_refusal: bool = False
+
+    def preconditions_hold(self, found: Evidence) -> bool:
+        """Whether the record shows what this defect needs to happen."""
+        if self.phases and found.phase not in self.phases:
+            return False
+        if self.modules and not set(self.modules) & (found.loaded | found.refused):
+            return False
+        return not (self.needs_refusal and not found.refused)
 
 
 KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
     KnownDefect(((3, 12, 1),), "isolated", r"double free or corruption|free\(\): invalid pointer",
                 "CPython 3.12.1 can abort when an isolated interpreter imports a single-phase "
                 "module (_datetime, _decimal, _testsinglephase) that another isolated interpreter "
-                "refused before"),
+                "refused before",
+                needs_refusal=True),
     KnownDefect(((3, 12, 1),), "legacy",
                 r"(?s)single-phase \S+.*crash SIGSEGV interp=\d+ thread=-1 round=-1 phase=end",
                 "CPython 3.12.1 crashes when a single-phase module imported in two legacy "
                 "interpreters alive at once is destroyed (fixed in 3.13.0)",
-                "re-run on CPython 3.13, or with interpreters=1 for legacy"),
+                "re-run on CPython 3.13, or with interpreters=1 for legacy",
+                phases=("end",)),
     KnownDefect(((3, 13, 0),), "isolated",
                 r"free\(\): invalid pointer|munmap_chunk\(\)|double free or corruption",
                 "CPython 3.13.0 can abort when two isolated interpreters that both used _datetime "
-                "are destroyed one after the other"),
+                "are destroyed one after the other",
+                modules=("_datetime",), phases=("end",)),
 )
 
 _SUBINTERP_REFUSAL = re.compile(
@@ -102,13 +131,28 @@ def is_subinterpreter_refusal(message: str) -> bool:
     return bool(_SUBINTERP_REFUSAL.search(message))
 
 
-def match_known_defect(text: str, config: str,
-                       version: tuple[int, int, int] | None = None) -> KnownDefect | None:
-    """The known CPython defect whose pattern appears in `text`, if any, on this Python."""
+def attribute(text: str, config: str, found: Evidence | None,
+              version: tuple[int, int, int] | None = None) -> tuple[KnownDefect | None, bool]:
+    """(the known CPython defect this crash is, whether the evidence is mixed).  A blame needs
+    evidence: the defect's text pattern in `text` (the child's stderr and breadcrumbs) is not
+    enough, the record must show its preconditions (`found`; None: nothing is known, so no
+    defect with preconditions is blamed).  Mixed: the preconditions hold, but the native stack
+    also has frames in the code under test."""
     running = version or tuple(sys.version_info[:3])
     for defect in KNOWN_DEFECTS:
         if running not in defect.versions or defect.config not in (config, "any"):
             continue
-        if re.search(defect.pattern, text):
-            return defect
-    return None
+        if not re.search(defect.pattern, text):
+            continue
+        if found is None or not defect.preconditions_hold(found):
+            continue
+        return defect, bool(found.project_frames)
+    return None, False
+
+
+def match_known_defect(text: str, config: str, version: tuple[int, int, int] | None = None,
+                       found: Evidence | None = None) -> KnownDefect | None:
+    """The known CPython defect that this crash is, on the evidence; None when it is not shown
+    (also when the evidence is mixed: then the extension is not exonerated)."""
+    defect, mixed = attribute(text, config, found, version)
+    return None if mixed else defect

@@ -69,6 +69,7 @@ class CheckVerdict(_Ordered):
     HUNG = ("hung", "did not finish in time")
     ERROR = ("error", "the check itself could not run")
     REFUSED = ("refused", "import refused by the interpreter")
+    FALLBACK = ("fallback", "imported, but on a pure-Python fallback: an extension module was refused")
     IMPORT_ERROR = ("import error", "the import raised an error")
     THREAD_ERRORS = ("thread errors", "errors when imported from several threads")
     SHARED_OBJECTS = ("shared objects", "objects shared between interpreters")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pytest_subinterp import crash, quirks
+from pytest_subinterp import crash, messages, quirks
 
 PROGRESS = """\
 phase create interp=0 thread=-1 round=-1
@@ -53,19 +53,66 @@ def test_blocked_modules_only_for_312_isolated():
     assert quirks.blocked_modules("legacy", (3, 13)) == []
 
 
+def _evidence(text: str) -> quirks.Evidence:
+    return crash.evidence(crash.parse_progress(text))
+
+
 def test_known_defect_single_phase_legacy_3121():
     text = "single-phase foo._bar\ncrash SIGSEGV interp=1 thread=-1 round=-1 phase=end\n"
-    defect = quirks.match_known_defect(text, "legacy", (3, 12, 1))
+    defect = quirks.match_known_defect(text, "legacy", (3, 12, 1), _evidence(text))
     assert defect is not None and "single-phase" in defect.description
-    assert quirks.match_known_defect(text, "legacy", (3, 13, 0)) is None
+    assert quirks.match_known_defect(text, "legacy", (3, 13, 0), _evidence(text)) is None
     # a crash at end without a single-phase module is the extension's
-    assert quirks.match_known_defect("crash SIGSEGV interp=1 thread=-1 round=-1 phase=end", "legacy", (3, 12, 1)) is None
+    text = "crash SIGSEGV interp=1 thread=-1 round=-1 phase=end"
+    assert quirks.match_known_defect(text, "legacy", (3, 12, 1), _evidence(text)) is None
 
 
 def test_known_defect_abort_after_refusal_3121_isolated():
-    defect = quirks.match_known_defect("double free or corruption (out)", "isolated", (3, 12, 1))
-    assert defect is not None
-    assert quirks.match_known_defect("double free or corruption (out)", "legacy", (3, 12, 1)) is None
+    """The abort text alone proves nothing: the record must show a refusal before it."""
+    refused = "refused interp=0 _testsinglephase /usr/lib/python3.12/lib-dynload/_testsinglephase.so\n"
+    text = refused + "double free or corruption (out)\n"
+    assert quirks.match_known_defect(text, "isolated", (3, 12, 1), _evidence(text)) is not None
+    assert quirks.match_known_defect(text, "legacy", (3, 12, 1), _evidence(text)) is None
+    bare = "double free or corruption (out)"
+    assert quirks.match_known_defect(bare, "isolated", (3, 12, 1), _evidence(bare)) is None
+    assert quirks.match_known_defect(bare, "isolated", (3, 12, 1)) is None  # no evidence, no blame
+
+
+DATETIME = "loaded interp=0 _datetime /opt/py/lib/python3.13/lib-dynload/_datetime.cpython-313-x86_64-linux-gnu.so\n"
+
+
+def test_known_defect_datetime_3130_needs_datetime_and_the_end_phase():
+    """3.13.0's _datetime abort: blamed on CPython only with _datetime loaded, at interpreter end,
+    and no frame of the project's own extension on the native stack."""
+    at_end = DATETIME + "crash SIGABRT interp=1 thread=-1 round=-1 phase=end\nfree(): invalid pointer\n"
+    assert quirks.match_known_defect(at_end, "isolated", (3, 13, 0), _evidence(at_end)) is not None
+    # the same text during the import of an extension (a Cython module's own Py_mod_exec)
+    in_import = DATETIME + "crash SIGABRT interp=1 thread=-1 round=-1 phase=import\nfree(): invalid pointer\n"
+    assert quirks.match_known_defect(in_import, "isolated", (3, 13, 0), _evidence(in_import)) is None
+    # without _datetime loaded
+    bare = "crash SIGABRT interp=1 thread=-1 round=-1 phase=end\nfree(): invalid pointer\n"
+    assert quirks.match_known_defect(bare, "isolated", (3, 13, 0), _evidence(bare)) is None
+
+
+def test_mixed_evidence_names_both():
+    stack = ("native-stack-begin\n/site/pkgs/site-packages/mypkg/_ext.cpython-313-x86_64-linux-gnu.so(f+0x1) [0x1]\n"
+             "/opt/py/lib/libpython3.13.so.1.0(+0x2) [0x2]\nnative-stack-end\n")
+    text = DATETIME + "crash SIGABRT interp=1 thread=-1 round=-1 phase=end\n" + stack + "free(): invalid pointer\n"
+    found = _evidence(text)
+    assert found.project_frames == ("/site/pkgs/site-packages/mypkg/_ext.cpython-313-x86_64-linux-gnu.so",)
+    defect, mixed = quirks.attribute(text, "isolated", found, (3, 13, 0))
+    assert defect is not None and mixed
+    assert quirks.match_known_defect(text, "isolated", (3, 13, 0), found) is None  # not exonerated
+
+
+def test_attribution_note_names_the_extension_without_a_defect():
+    stack = "native-stack-begin\n/w/site-packages/pkg/_c.so(+0x1) [0x1]\nnative-stack-end\n"
+    text = "crash SIGSEGV interp=0 thread=0 round=0 phase=call\n" + stack
+    note = crash.attribution_note(text, "isolated", crash.parse_progress(text))
+    assert note == messages.CRASH_IN_EXTENSION.format(frames="/w/site-packages/pkg/_c.so")
+    loaded = "loaded interp=0 pkg._c /w/site-packages/pkg/_c.so\ncrash SIGSEGV interp=0 thread=0 round=0 phase=call\n"
+    note = crash.attribution_note(loaded, "isolated", crash.parse_progress(loaded))
+    assert note == messages.CRASH_AFTER_LOAD.format(module="pkg._c", path="/w/site-packages/pkg/_c.so")
 
 
 def test_refusal_patterns():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_subinterp import advice, crash, quirks
+from pytest_subinterp import advice, compat, crash, quirks
 from pytest_subinterp.check import messages as check_messages
 from pytest_subinterp.check.runner import Runner, Step
 from pytest_subinterp.verdicts import CheckVerdict
@@ -37,7 +37,8 @@ def step_failure(step: Step, module: str, config: str, interps: int, threads: in
                 "message": check_messages.HUNG.format(module=module, timeout=timeout, where=where)}
     if ex.signal is not None or (ex.exit_code not in (0, None) and step.child_error is None):
         how = crash.how_it_ended(ex.signal, ex.exit_code, progress)
-        defect = quirks.match_known_defect(f"{step.stderr}\n{step.progress}", config)
+        defect = quirks.match_known_defect(f"{step.stderr}\n{step.progress}", config,
+                                           found=crash.evidence(progress))
         blame = crash.defect_note(defect) if defect is not None else check_messages.CRASH_BLAME_MODULE
         tail = [line for line in step.stderr.splitlines() if line.strip()][-3:]
         return {"kind": "crash", "signal": how, "phase": phase, "where": where,
@@ -99,6 +100,11 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
         _analyse_import_error(row, out, module, config)
         return _finish(row)
     row["import"] = "ok"
+    blocked = quirks.blocked_modules(config)
+    if blocked:
+        row["notes"].append(check_messages.BLOCKED_STDLIB.format(
+            modules=", ".join(blocked), config=config, version=compat.python_version()))
+    _analyse_fallbacks(row, out, module, config)
     row["init"], row["path"] = out["init"], out["path"]
     row["stdlib"] = quirks.is_stdlib_path(out["path"])
     row["declares"] = _declares(out["slots"])
@@ -126,6 +132,17 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
         else:
             _analyse_memory(row, step.result or {})
     return _finish(row)
+
+
+def _analyse_fallbacks(row: dict[str, Any], out: dict[str, Any], module: str, config: str) -> None:
+    """The import worked, but an extension module of the package was refused and swallowed: the
+    package runs its pure-Python fallback here (as the plugin reports in tests)."""
+    for refusal in out.get("refusals", ()):
+        if quirks.is_stdlib_path(refusal.get("path")) or not quirks.is_subinterpreter_refusal(refusal["message"]):
+            continue
+        advice_text = advice.refusal_message(refusal["module"], config, refusal["message"], refusal.get("path"))
+        _problem(row, CheckVerdict.FALLBACK, check_messages.FALLBACK.format(
+            module=module, refused=refusal["module"], config=config, advice=advice_text))
 
 
 def _analyse_import_error(row: dict[str, Any], out: dict[str, Any], module: str, config: str) -> None:

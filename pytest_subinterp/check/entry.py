@@ -174,6 +174,13 @@ def run(spec_json: str, index: int) -> str:
     """Battery entry point called by the C helper in interpreter `index`; returns JSON."""
     spec = json.loads(spec_json)
     _prepare(spec)
+    # The plugin's recorder: refusals a package swallows (its pure-Python fallback) are reported,
+    # and loads/refusals leave the breadcrumbs a crash is attributed by.
+    from pytest_subinterp.inner import RefusalRecorder, note_loaded_extensions
+
+    recorder = RefusalRecorder()
+    recorder.install()
+    note_loaded_extensions()
     mode = spec["mode"]
     if mode == "import":
         out = _import_once(spec)
@@ -185,6 +192,7 @@ def run(spec_json: str, index: int) -> str:
     else:
         raise ValueError(f"pytest_subinterp.check.entry.run: unknown mode {mode!r}")
     out["index"] = index
+    out["refusals"] = recorder.refusals
     return json.dumps(out, default=repr)
 
 

@@ -67,3 +67,11 @@ LEAKED = (
 # ---- the last line of the table ----
 ALL_FINE = "{count} module(s) fine under {configs}"
 SOME_FAILED = "{failed} of {count} module/config check(s) not fine; see the notes above"
+FALLBACK = (
+    "'{module}' imported in a {config} sub-interpreter, but its extension module '{refused}' was refused "
+    "there and the package fell back to pure Python: its C code is not what runs. {advice}"
+)
+BLOCKED_STDLIB = (
+    "pytest-subinterp blocked CPython's own {modules} in {config} interpreters on Python {version} "
+    "(CPython itself crashes with them there, docs/cpython-quirks.md): the pure-Python fallbacks ran instead"
+)
