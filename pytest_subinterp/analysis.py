@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import advice, compat, crash, leaks, messages, proof, quirks, reports
+from pytest_subinterp import advice, compat, crash, messages, proof, quirks, reports
+from pytest_subinterp.leaks import verdict as leak_verdict
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
@@ -431,27 +432,11 @@ class Analyser:
 
     def _add_leaks(self, item: pytest.Item, settings: Settings, config_name: str,
                    result: dict[str, Any], collected: reports.Collected) -> None:
-        """Detectors 1, 2, 3 and 5 (leaks.py); 4 is _add_leftovers."""
-        findings: list[leaks.Finding] = []
-        process = result.get("leaks") or {}
-        # An interpreter left alive (a thread still running) keeps all its memory: that is
-        # reported once, as the thread, not again as memory.
+        """Detectors 1, 2, 3 and 5 (leaks/verdict.py); 4 is _add_leftovers."""
+        per_interpreter = [inner_output(slot).get("leaks", {}).get(item.nodeid) for slot in result["interpreters"]]
         all_ended = all(slot["ended"] for slot in result["interpreters"])
-        if all_ended:
-            findings += leaks.lifetime_findings(process.get("series", []), config_name)
-        snapshots, growth = [], None
-        for slot in result["interpreters"]:
-            data = inner_output(slot).get("leaks", {}).get(item.nodeid)
-            if data is None:
-                continue
-            snapshots.append(data.get("snapshot", {}))
-            if data.get("growth") and data.get("control"):
-                growth = (data["growth"], data["control"])
-        findings += leaks.shared_findings(snapshots, config_name)
-        if growth is not None:
-            findings += leaks.per_call_findings(growth[0], growth[1], config_name)
+        findings, figures = leak_verdict.battery_findings(config_name, result.get("leaks") or {}, per_interpreter,
+                                                          all_ended)
         for finding in findings:
             self._apply_leak_policy(collected, "call", finding.message(), Verdict.LEAKED)
-        collected.leak_figures.append({"config": config_name, **{k: v for k, v in process.items() if k != "series"},
-                                       "series": process.get("series", []),
-                                       "findings": [finding.message() for finding in findings]})
+        collected.leak_figures.append(figures)

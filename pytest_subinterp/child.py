@@ -67,19 +67,17 @@ def run_battery(request: dict[str, Any], populated: bool = False) -> None:
     if request.get("use_templates") and not populated:
         # Ending the inherited templates would otherwise copy the pages one fault at a time.
         _subinterp.populate_memory()
-    if request.get("role") == "control":
-        result = _template_control(request)
-    elif request.get("leaks", "off") == "off":
-        result = _battery(request, request["spec"], "test", templates=bool(request.get("use_templates")))
-    elif request.get("use_templates"):
-        result = _template_battery_with_cached_control(request)
+    if request.get("role") == "control" or request.get("leaks", "off") != "off":
+        from pytest_subinterp.leaks import sequence
+
+        result = sequence.run(request)
     else:
-        result = _battery_with_leak_control(request)
+        result = run_helper(request, request["spec"], "test", templates=bool(request.get("use_templates")))
     write_json_atomically(directory / RESULT_FILE, result)
 
 
-def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False,
-             templates: bool = False) -> dict[str, Any]:
+def run_helper(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False,
+               templates: bool = False) -> dict[str, Any]:
     """One run of the C helper; `single`: one interpreter, one thread, one round; `templates`:
     in the template interpreters inherited from the zygote instead of fresh ones."""
     from pytest_subinterp import _subinterp
@@ -97,111 +95,20 @@ def _battery(request: dict[str, Any], spec: dict[str, Any], label: str, single: 
     )
 
 
-def _template_control(request: dict[str, Any]) -> dict[str, Any]:
-    """The control of template batteries: the trivial test in the inherited templates, measured.
-    Every child forked from the zygote starts from the same memory, so one control serves every
-    battery of the same shape (the controller caches it)."""
-    from pytest_subinterp import leaks
-
-    before = leaks.process_memory()
-    result = _battery(request, request["control_spec"], "control", templates=True)
-    result["leaks"] = {"measured": leaks.difference(before, leaks.process_memory())}
-    return result
+def read_result(directory: Path) -> dict[str, Any] | None:
+    """The result a battery child wrote in `directory` (read by the controller), or None if it
+    died first."""
+    try:
+        text = (directory / RESULT_FILE).read_text(errors="replace")
+    except OSError:
+        return None
+    return json.loads(text) if text else None
 
 
 def errors_of(result: dict[str, Any]) -> list[str]:
     """The interpreters' creation and entry errors of one battery result."""
     return [slot["entry_error"] or slot["create_error"] for slot in result["interpreters"]
             if slot["entry_error"] or slot["create_error"]]
-
-
-def _template_battery_with_cached_control(request: dict[str, Any]) -> dict[str, Any]:
-    """The test's battery in the inherited templates, measured against the cached control (see
-    _template_control); when it retained more, the lifetime series decides, as without templates."""
-    from pytest_subinterp import leaks
-
-    before = leaks.process_memory()
-    result = _battery(request, request["spec"], "test", templates=True)
-    control = request["template_control"]
-    info: dict[str, Any] = {
-        "control": control["measured"],
-        "test": leaks.difference(before, leaks.process_memory()),
-        "control_errors": control["errors"],
-        "series": [],
-    }
-    if not result["hung"] and leaks.suspicious(info["test"], info["control"], request["interpreters"],
-                                               request["config"]):
-        if request["spec"].get("unfreeze"):
-            _lifetime_series(request, info)
-        else:
-            info["needs_unfrozen"] = True  # the controller runs it again unfrozen (session.py)
-    result["leaks"] = info
-    return result
-
-
-def _battery_with_leak_control(request: dict[str, Any]) -> dict[str, Any]:
-    """The test's battery between measurements, after a control battery (a trivial test, the
-    same steps) that also absorbs the process's one-time costs; when the test retained more
-    than the control, sequential single-interpreter lifetimes decide (leaks.py)."""
-    from pytest_subinterp import leaks
-
-    control_spec = request["control_spec"]
-    # The first battery of a shape in a process retains one-time costs: ~250 KB for the first
-    # isolated lifetime on 3.13, ~600 KB for a first 2x4 legacy battery on 3.11 (thread caches
-    # of the allocator; a single-interpreter warm-up does not absorb it).  A warm-up battery of
-    # the same shape does: then the control matches a correct module's battery within a few KiB.
-    _battery(request, control_spec, "warm-up")
-    before = leaks.process_memory()
-    control = _battery(request, control_spec, "control")
-    middle = leaks.process_memory()
-    result = _battery(request, request["spec"], "test")
-    after = leaks.process_memory()
-    info: dict[str, Any] = {
-        "control": leaks.difference(before, middle),
-        "test": leaks.difference(middle, after),
-        "control_errors": errors_of(control),
-        "series": [],
-    }
-    if not result["hung"] and not control["hung"] and leaks.suspicious(
-            info["test"], info["control"], request["interpreters"], request["config"]):
-        _lifetime_series(request, info)
-    result["leaks"] = info
-    return result
-
-
-def _lifetime_series(request: dict[str, Any], info: dict[str, Any]) -> None:
-    """Sequential single-interpreter lifetimes (fresh interpreters), test and control alternating."""
-    from pytest_subinterp import leaks
-
-    quiet = {**request["spec"], "leaks": False}
-    quiet_control = {**request["control_spec"], "leaks": False}
-    for index in range(leaks.SERIES_WARMUP + leaks.SERIES_MEASURED):
-        start = leaks.process_memory()
-        _battery(request, quiet, "lifetime-test", single=True)
-        mid = leaks.process_memory()
-        _battery(request, quiet_control, "lifetime-control", single=True)
-        end = leaks.process_memory()
-        info["series"].append({"warmup": index < leaks.SERIES_WARMUP,
-                               "test": leaks.difference(start, mid),
-                               "control": leaks.difference(mid, end)})
-
-
-def main_spare(request_fd: int) -> None:
-    """A spare child of the template zygote: copy the inherited memory now, while the current
-    battery runs, then wait for a request (EOF: not needed after all)."""
-    from pytest_subinterp import _subinterp
-
-    try:
-        _subinterp.populate_memory()
-        chunks = []
-        while chunk := os.read(request_fd, 1 << 16):
-            chunks.append(chunk)
-        os.close(request_fd)
-    except BaseException:  # noqa: BLE001 - the zygote notices a missing result
-        os._exit(EXIT_INTERNAL_ERROR)
-    if not chunks:
-        os._exit(0)
-    main_after_fork(json.loads(b"".join(chunks)), populated=True)
 
 
 def main_after_fork(request: dict[str, Any], populated: bool = False) -> None:

@@ -169,7 +169,7 @@ def where_text(where: Where | None, config: str, interpreters: int, threads: int
     """Where the culprit step was, as users count (interpreter 2/2, thread 3/4, round 1/1), and
     in which of the child's batteries (CRASH_STAGE) when it was not the test's own."""
     if battery in ("lifetime-test", "lifetime-control"):
-        interpreters = threads = rounds = 1  # child.py's series: one interpreter, one thread, one round
+        interpreters = threads = rounds = 1  # leaks/sequence.py's series: one interpreter, one thread, one round
     if where is None or where.interp < 0:
         text = messages.CRASH_WHERE_UNKNOWN.format(config=config)
     elif where.thread < 0:

@@ -222,23 +222,12 @@ class InnerPlugin:
             stream.write(line + "\n")
 
     def check_leaks(self, nodeid: str, call_once: Any) -> None:
-        """Leak detectors that need every interpreter alive: between two barriers, each
-        interpreter snapshots its extension objects; interpreter 1 also measures per-call growth
-        while the others wait (legacy interpreters share one allocator)."""
-        from pytest_subinterp import leaks
+        """Measure the test's leaks while every interpreter is alive (leaks/measure.py); every
+        interpreter calls this once per test, to keep the barriers in step."""
+        from pytest_subinterp.leaks import measure
 
-        helper = _helper()
         self.leak_checked = True
-        helper.barrier()
-        data: dict[str, Any] = {"snapshot": leaks.shared_object_snapshot(helper.is_single_phase)}
-        if self.index == 0 and call_once is not None:
-            # The no-op control first: it also warms the measuring itself up.
-            data["control"] = leaks.growth_per_call(lambda: None)
-            data["growth"] = leaks.growth_per_call(call_once)
-            if data["growth"] and data["control"] and leaks.suspicious_growth(data["growth"], data["control"]):
-                data["growth"]["confirm"] = leaks.confirm_growth(call_once)
-        helper.barrier()
-        self.leaks[nodeid] = data
+        self.leaks[nodeid] = measure.measure_test(_helper(), self.index, call_once)
 
     def _raise_outcome(
         self, item: Any, records: list[dict[str, Any]], outcomes: dict[tuple[int, int], BaseException]
@@ -329,7 +318,7 @@ def _format_exception(exc: BaseException) -> str:
 def _note_single_phase_modules() -> None:
     """Leave a breadcrumb per single-phase module loaded here: CPython's own crashes at
     interpreter end involve them (see quirks.py), and the child may not live to report it."""
-    from pytest_subinterp.leaks import project_extension_modules
+    from pytest_subinterp.leaks.measure import project_extension_modules
 
     helper = _helper()
     for name, module in project_extension_modules():  # readline etc. are CPython's, not the project's
@@ -353,64 +342,11 @@ def leftover_threads() -> list[str]:
     return [thread.name for thread in alive if thread.is_alive()]
 
 
-# Modules every inner session imports after `import pytest` (measured on 3.12/3.13 for a trivial
-# test: importlib.metadata reads plugin versions and entry points, and pulls in email and csv).
-SESSION_MODULES = (
-    "importlib.metadata", "email.parser", "email.message", "email.feedparser", "csv", "urllib.parse",
-    "importlib.metadata._adapters", "ipaddress", "base64", "quopri", "_pytest._argcomplete",
-    "pytest_subinterp.markers", "pytest_subinterp.options", "pytest_subinterp.quirks",
-    "pytest_subinterp.leaks", "pytest_subinterp._subinterp",
-)
-
-
-def _block_modules(spec: dict[str, Any]) -> None:
+def block_modules(spec: dict[str, Any]) -> None:
+    """Put the modules `spec` blocks to None in sys.modules, before anything imports them."""
     for name in spec.get("block_modules", ()):
         # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
         sys.modules.setdefault(name, None)  # type: ignore[assignment]
-
-
-def prepare_template(spec_json: str, index: int) -> str:
-    """Entry of a template interpreter, run once in the zygote: the CPython-defect blocks,
-    pytest, its built-in plugins and the modules every session loads (nothing of the project),
-    then gc.freeze().  A battery child that inherits the template then calls :func:`run` in it.
-
-    Freezing is what gc.freeze is for (a forking server's objects): the collector never scans
-    pytest's ~60k objects again, in the session or when the interpreter ends (measured here: a
-    2x4 battery 70 -> 37 ms on 3.13), and their pages are not copied.  Objects the test creates
-    are collected as usual.  Fresh interpreters are not frozen: their frozen objects would
-    outlive them (8.5 MB per battery), which the memory-per-lifetime detector would measure."""
-    import gc
-    import importlib
-
-    spec = json.loads(spec_json)
-    _block_modules(spec)
-    import pytest  # noqa: F401
-    blocked = set(spec.get("blocked_plugins", ()))
-    names = [f"_pytest.{name}" for name in compat.default_plugin_names() if name not in blocked]
-    for name in [*names, *SESSION_MODULES]:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass  # blocked in this config, or gone in this version: the session imports it itself
-    gc.collect()
-    gc.freeze()
-    return json.dumps({"index": index, "modules": len(sys.modules), "frozen": gc.get_freeze_count()})
-
-
-def _adopt_template() -> None:
-    """A template interpreter was prepared on a zygote thread and is shared by every child forked
-    from the zygote: give this battery what a fresh interpreter would have.  os.environ is the
-    process environment as it is now, not the zygote's when the template imported os.  CPython
-    runs the at-fork hooks of the main interpreter only, so run the two that matter here:
-    threading's on 3.12 (this creator thread becomes the interpreter's main thread; otherwise a
-    battery thread that happens to get the zygote thread's id is taken for it) and random's (each
-    battery its own seed)."""
-    compat.replace_os_environ(_helper().process_environ())
-    if not compat.sub_main_thread_is_process_main():
-        compat.rerun_threading_after_fork()
-    random = sys.modules.get("random")
-    if random is not None:
-        random.seed()
 
 
 def run(spec_json: str, index: int) -> str:
@@ -424,8 +360,10 @@ def run(spec_json: str, index: int) -> str:
     plugin = InnerPlugin(spec, index, recorder)
     try:
         if spec.get("template"):
-            _adopt_template()
-        _block_modules(spec)
+            from pytest_subinterp.templates import interpreter as template
+
+            template.adopt_template()
+        block_modules(spec)
         import pytest
 
         compat.tolerate_unusable_tracemalloc()
@@ -441,14 +379,10 @@ def run(spec_json: str, index: int) -> str:
     except BaseException:  # noqa: BLE001 - reported by the controller, never lost
         output["error"] = traceback.format_exc()
     _helper().set_phase("finish")
-    if spec.get("template") and spec.get("unfreeze"):
-        # Frozen template objects are never collected, and whatever the test hung on them (ABC
-        # registries, caches of pytest and the stdlib) would outlive the interpreter.  When the
-        # frozen battery retained more than its control, the controller re-runs it unfrozen, for
-        # the same end as a fresh interpreter's (multidict's suite: 86 of 120 batteries).
-        import gc
+    if spec.get("template"):
+        from pytest_subinterp.templates import interpreter as template
 
-        gc.unfreeze()
+        template.before_end(spec)
     _note_single_phase_modules()
     output.update(
         reports=plugin.reports,

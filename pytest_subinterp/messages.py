@@ -26,7 +26,7 @@ CRASH_WHERE = (
 )
 CRASH_WHERE_CREATOR = "interpreter {interp}/{n_interps} ({config}), creator thread, phase: {phase}"
 CRASH_WHERE_UNKNOWN = "{config}, phase unknown"
-# A child with leak checks runs more batteries than the test's own (child.py): say which one
+# A child with leak checks runs more batteries than the test's own (leaks/sequence.py): say which one
 # crashed, since the test itself may have passed.
 CRASH_STAGE = {
     "warm-up": "in the leak check's warm-up battery (the trivial control test, before the test ran)",

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from pytest_subinterp import child, compat, leaks, messages, quirks, reports
-from pytest_subinterp.analysis import Analyser, BatteryOutcome, inner_output
+from pytest_subinterp import child, compat, messages, quirks, reports
+from pytest_subinterp.analysis import Analyser, BatteryOutcome
+from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
+from pytest_subinterp.templates.start import make_start
 from pytest_subinterp.workermanage import make_launcher
 
 # Plugins never loaded inside an interpreter: they manage processes or the session itself, or
@@ -54,12 +56,6 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _read_result(directory: Path) -> dict[str, Any] | None:
-    """The C helper's result a battery child wrote, or None if it died first."""
-    text = _read(directory / child.RESULT_FILE)
-    return json.loads(text) if text else None
-
-
 def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[str, Any]]]:
     """Per interpreter, the results the inner sessions wrote test by test (inner.py)."""
     lines: dict[int, list[dict[str, Any]]] = {}
@@ -75,33 +71,9 @@ def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[s
     return lines
 
 
-def _per_call_leaks(outcome: BatteryOutcome) -> dict[str, dict[str, Any]]:
-    """nodeid -> per-call data (interpreter 1's) of each test whose per-call detector fired."""
-    found = {}
-    for slot in (outcome.result or {}).get("interpreters", []):
-        for nodeid, data in (inner_output(slot).get("leaks") or {}).items():
-            if leaks.per_call_leaked(data):
-                found[nodeid] = data
-    return found
-
-
-def _keep_reproduced(outcome: BatteryOutcome, first: dict[str, dict[str, Any]],
-                     again: dict[str, dict[str, Any]]) -> None:
-    """Keep a per-call finding of the battery only where the second battery reproduced it (its
-    figures are added to the message); otherwise set it aside in the data, unreported."""
-    for slot in (outcome.result or {}).get("interpreters", []):
-        inner = inner_output(slot)
-        tests = inner.get("leaks") or {}
-        touched = [nodeid for nodeid in tests if nodeid in first and tests[nodeid].get("growth")]
-        for nodeid in touched:
-            data = tests[nodeid]
-            if nodeid in again:
-                data["growth"]["rerun"] = again[nodeid]["growth"]
-            else:
-                data["growth_not_reproduced"] = data.pop("growth")
-        if touched:
-            slot["entry_output"] = json.dumps(inner)
-
+# The second-battery check of per-call leaks is the leak policy's (tests call it by these names).
+_per_call_leaks = policy.per_call_leaks
+_keep_reproduced = policy.keep_reproduced
 
 CONTROL_TEST = "def test_subinterp_control():\n    pass\n"
 CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
@@ -167,10 +139,11 @@ class BatteryController:
         self.settings = settings
         self.workdir = Path(tempfile.mkdtemp(prefix="pytest-subinterp-"))
         self.launcher = make_launcher(config.invocation_params.dir, self.workdir, settings.start)
-        # Control measurements of template batteries, per shape (see _template_control).
-        self.template_controls: dict[tuple[str, int, int, int, bool], dict[str, Any] | None] = {}
-        # Test modules whose template batteries retain memory through frozen objects (above).
-        self.unfreeze_modules: set[str] = set()
+        # Which batteries run again before a leak is reported (leaks/policy.py).
+        self.reruns = policy.LeakPolicy()
+        # Fresh or template interpreters: the strategy fills in each request (templates/start.py).
+        self.start_strategy = make_start(settings.start, self.launcher, self._new_battery_dir,
+                                         INNER_BLOCKED_PLUGINS, self.reruns)
         self.counter = 0
         self.inner_args = inner_args(config)
         self.analyser = Analyser(config, settings.strict)
@@ -296,75 +269,16 @@ class BatteryController:
         return directory
 
     def start_early(self, shapes: list[Settings]) -> None:
-        """Start the zygote now and have it prepare the templates these settings will ask for, so
-        that its start-up overlaps the outer session's collection."""
-        wanted = []
-        for shape in shapes:
-            configs, _ = configs_to_run(shape)
-            wanted += [self._template_request(shape, config_name) for config_name in configs]
-        self.launcher.start_early(wanted)
-
-    @staticmethod
-    def _template_request(settings: Settings, config_name: str) -> dict[str, Any]:
-        return {
-            "config": config_name,
-            "count": settings.interpreters,
-            "spec": {"block_modules": quirks.blocked_modules(config_name),
-                     "blocked_plugins": list(INNER_BLOCKED_PLUGINS)},
-        }
-
-    def _ask_for_templates(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
-        """Let the zygote run this battery in template interpreters, where it holds them; with
-        leak checks the battery also needs the (cached) control of its shape."""
-        if not self.launcher.holds_templates:
-            return
-        request["templates"] = self._template_request(settings, config_name)
-        if settings.leaks != "off":
-            control = self._template_control(request, settings, config_name, request["spec"]["unfreeze"])
-            if control is None:
-                del request["templates"]  # the child runs its own control in fresh interpreters
-            else:
-                request["template_control"] = control
-
-    def _template_control(self, request: dict[str, Any], settings: Settings, config_name: str,
-                          unfreeze: bool) -> dict[str, Any] | None:
-        """What the trivial control test retains in template interpreters of this shape (frozen
-        or unfrozen before they end).  Every child starts from the zygote's same memory, so it
-        is measured once per shape; None when it cannot be (no templates, or the control itself
-        failed)."""
-        shape = (config_name, settings.interpreters, settings.threads, settings.rounds, unfreeze)
-        if shape not in self.template_controls:
-            directory = self._new_battery_dir()
-            control_request = {**request, "dir": str(directory), "role": "control"}
-            exit_info = self.launcher.run(control_request, settings.timeout)
-            result = _read_result(directory)
-            shutil.rmtree(directory, ignore_errors=True)
-            usable = (exit_info.templates and exit_info.exit_code == 0 and result is not None
-                      and not result["hung"])
-            self.template_controls[shape] = {
-                "measured": result["leaks"]["measured"],
-                "errors": child.errors_of(result),
-            } if usable and result is not None else None
-        return self.template_controls[shape]
+        """Start the zygote now (with the templates these settings will ask for), so that its
+        start-up overlaps the outer session's collection."""
+        self.start_strategy.start_early([(shape, config_name) for shape in shapes
+                                         for config_name in configs_to_run(shape)[0]])
 
     def _run_battery(self, items: list[pytest.Item], settings: Settings, config_name: str) -> BatteryOutcome:
-        module = str(items[0].path)
-        outcome = self._run_battery_once(items, settings, config_name, unfreeze=module in self.unfreeze_modules)
-        if ((outcome.result or {}).get("leaks") or {}).get("needs_unfrozen"):
-            # The template battery retained more than its control, possibly only through what
-            # the test hung on frozen objects: run it again with the templates unfrozen before
-            # they end, where retained memory means what it means in a fresh interpreter.  The
-            # module's other tests most likely do the same: they go unfrozen at once.
-            self.unfreeze_modules.add(module)
-            outcome = self._run_battery_once(items, settings, config_name, unfreeze=True)
-        first = _per_call_leaks(outcome) if not outcome.died else {}
-        if first:
-            # A per-call leak must show again in a second battery (a new child, a new hash seed):
-            # a leak in code called over and over does; what grew once in one battery (seen
-            # once on a real suite, docs/real-projects.md) does not.
-            again = self._run_battery_once(items, settings, config_name, unfreeze=module in self.unfreeze_modules)
-            _keep_reproduced(outcome, first, _per_call_leaks(again))
-        return outcome
+        """The batteries of `items` in one config, as many as the leak policy needs (a re-run
+        unfrozen, a second battery for a per-call finding); returns the outcome to report."""
+        return self.reruns.run(
+            str(items[0].path), lambda unfreeze: self._run_battery_once(items, settings, config_name, unfreeze))
 
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,
                           unfreeze: bool) -> BatteryOutcome:
@@ -397,14 +311,11 @@ class BatteryController:
             "leaks": settings.leaks,
             "control_spec": control_spec,
         }
-        self._ask_for_templates(request, settings, config_name)
-        # With leak checks a child may run the control, the test and a lifetime series, each
-        # under the timeout; a hang of the test is still reported after one timeout.
-        batteries = 1 if settings.leaks == "off" else 3 + 2 * (leaks.SERIES_WARMUP + leaks.SERIES_MEASURED)
+        self.start_strategy.prepare_request(request, settings, config_name)
         start = time.perf_counter()
-        exit_info = self.launcher.run(request, settings.timeout * batteries)
+        exit_info = self.launcher.run(request, self.reruns.child_timeout(settings.leaks, settings.timeout))
         wall = time.perf_counter() - start
-        result = _read_result(directory)
+        result = child.read_result(directory)
         outcome = BatteryOutcome(
             config=config_name,
             exit=exit_info,

@@ -5,7 +5,7 @@ warm and clean.  In template mode (``python -m pytest_subinterp.zygote template`
 3.12+) it also holds *template interpreters*: sub-interpreters that imported pytest once, here,
 and that every child inherits through ``fork`` and ends itself (see docs/templates.md).  A
 spare child is forked ahead of the next request, so that copying the zygote's memory overlaps
-the running battery.
+the running battery.  The templates and the spare child are templates/zygote.py's.
 
 Protocol: JSON lines.  stdin: ``{"id", "request"}``, ``{"cmd": "prepare", "templates": [...]}``
 (make templates ahead of the first request; no answer) or ``{"cmd": "exit"}``; stdout:
@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp import compat
 
-TEMPLATE_ENTRY = "pytest_subinterp.inner:prepare_template"
-# Templates per config the zygote keeps at most (each isolated one costs ~10 MB here).
-MAX_TEMPLATES = 16
+if TYPE_CHECKING:
+    from pytest_subinterp.templates.zygote import TemplateZygote
 
 
 def _send(out: Any, message: dict[str, Any]) -> None:
@@ -53,98 +51,30 @@ def _helper_error() -> str | None:
     return None
 
 
-@dataclass
-class Spare:
-    """A child forked ahead of its request: it copies the zygote's memory, then waits on a pipe."""
+class PlainForker:
+    """Fork mode, or templates not possible here: each battery child is a plain ``os.fork``.
+    Same interface as templates.zygote.TemplateZygote."""
 
-    pid: int
-    request_fd: int
-    templates: dict[str, int]  # template interpreters it inherited, per config
-
-
-class TemplateZygote:
-    """Keeps template interpreters and one spare child; forks children that inherit them."""
-
-    def __init__(self) -> None:
-        from pytest_subinterp import _subinterp
-
-        self.helper = _subinterp
-        self.errors: dict[str, str] = {}  # config -> why its templates cannot be made
-        self.spare: Spare | None = None
-
-    def counts(self) -> dict[str, int]:
-        """Template interpreters this process holds, per config."""
-        configs = ("isolated", "legacy")
-        return {config: self.helper.template_count(config) for config in configs}
-
-    def ensure(self, wanted: dict[str, Any]) -> str | None:
-        """Hold at least wanted["count"] templates of wanted["config"]; returns why not, if not."""
-        config, count = wanted["config"], int(wanted["count"])
-        if config in self.errors:
-            return self.errors[config]
-        if count > MAX_TEMPLATES:
-            return f"{count} interpreters per battery is more than the {MAX_TEMPLATES} templates kept"
-        missing = count - self.helper.template_count(config)
-        if missing <= 0:
-            return None
-        self.discard_spare()  # it would not inherit the new ones
-        made = self.helper.make_templates(config, missing, TEMPLATE_ENTRY, json.dumps(wanted["spec"]))
-        failures = [slot["create_error"] or slot["entry_error"] for slot in made
-                    if slot["create_error"] or slot["entry_error"]]
-        if failures:
-            self.errors[config] = f"a {config} template interpreter could not be prepared: {failures[0]}"
-            return self.errors[config]
-        return None
+    holds_templates = False
 
     def prepare(self, shapes: list[dict[str, Any]]) -> None:
-        """Make the templates these shapes need before any request (errors are kept for the
-        requests to report), and a spare child for the first of them."""
-        errors = [self.ensure(wanted) for wanted in shapes]
-        if shapes and self.spare is None and errors[0] is None:
-            self.spare = self._fork_spare()
+        """No templates to prepare."""
+
+    def claim(self, wanted: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+        """No templates for any request, and nothing to say why: none were possible."""
+        return None, None
 
     def fork(self, request: dict[str, Any], wanted: dict[str, Any] | None) -> int:
-        """The pid of the child that runs `request`: the spare when it fits, else a new one."""
-        spare, self.spare = self.spare, None
-        fits = (spare is not None and wanted is not None
-                and spare.templates.get(wanted["config"], 0) >= int(wanted["count"]))
-        if spare is not None and not fits:
-            self._dismiss(spare)
-            spare = None
-        if spare is not None:
-            os.write(spare.request_fd, json.dumps(request).encode())
-            os.close(spare.request_fd)
-            pid = spare.pid
-        else:
-            pid = self.helper.fork_keeping_templates()
-            if pid == 0:
-                from pytest_subinterp import child
-
-                child.main_after_fork(request)
-        if wanted is not None:
-            self.spare = self._fork_spare()
-        return pid
-
-    def _fork_spare(self) -> Spare:
-        read_fd, write_fd = os.pipe()
-        pid = self.helper.fork_keeping_templates()
+        """The pid of a new child that runs `request`."""
+        pid = os.fork()
         if pid == 0:
-            os.close(write_fd)
             from pytest_subinterp import child
 
-            child.main_spare(read_fd)
-        os.close(read_fd)
-        return Spare(pid, write_fd, self.counts())
-
-    def _dismiss(self, spare: Spare) -> None:
-        os.close(spare.request_fd)  # the spare reads EOF and leaves
-        os.waitpid(spare.pid, 0)
+            child.main_after_fork(request)
+        return pid
 
     def discard_spare(self) -> None:
-        """Let the spare child go (before new templates, and at exit)."""
-        if self.spare is not None:
-            self._dismiss(self.spare)
-            self.spare = None
+        """No spare child."""
 
 
 def serve(inp: Any, out: Any, mode: str = "fork") -> None:
@@ -156,38 +86,32 @@ def serve(inp: Any, out: Any, mode: str = "fork") -> None:
     # Children set these too; set here they are also what template interpreters start with.
     child.prepare_environment_variables()
     helper_error = _helper_error()
-    templates = TemplateZygote() if mode == "template" and compat.templates_supported() and not helper_error else None
+    forker: PlainForker | TemplateZygote = PlainForker()
+    if mode == "template" and compat.templates_supported() and not helper_error:
+        from pytest_subinterp.templates.zygote import TemplateZygote
+
+        forker = TemplateZygote()
     _send(out, {"ready": True, "helper_error": helper_error, "pid": os.getpid(),
-                "templates": templates is not None})
+                "templates": forker.holds_templates})
     try:
         for line in inp:
             message = json.loads(line)
             if message.get("cmd") == "exit":
                 return
             if message.get("cmd") == "prepare":
-                if templates is not None:
-                    templates.prepare(message["templates"])
+                forker.prepare(message["templates"])
                 continue
             request = message["request"]
-            wanted = request.get("templates") if templates is not None else None
-            template_error = templates.ensure(wanted) if templates is not None and wanted else None
-            if template_error is not None:
-                wanted = None
+            wanted, template_error = forker.claim(request.get("templates"))
             request["use_templates"] = wanted is not None
-            if templates is not None:
-                pid = templates.fork(request, wanted)
-            else:
-                pid = os.fork()
-                if pid == 0:
-                    child.main_after_fork(request)
+            pid = forker.fork(request, wanted)
             _send(out, {"id": message["id"], "pid": pid, "templates": wanted is not None,
                         "template_error": template_error})
             _, status, usage = os.wait4(pid, 0)
             _send(out, {"id": message["id"], "status": status, "max_rss_kb": usage.ru_maxrss,
                         "zygote_rss_kb": _own_rss_kb()})
     finally:
-        if templates is not None:
-            templates.discard_spare()
+        forker.discard_spare()
 
 
 def main(argv: list[str]) -> None:

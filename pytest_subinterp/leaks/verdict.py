@@ -1,4 +1,4 @@
-"""State-leak detection: what is measured, against which control, and when it is a leak.
+"""State-leak verdicts: thresholds, and when what was measured is a leak.  Pure functions.
 
 Five detectors (PRODUCT.md section 5), each compared with a control measured the same way in
 the same child process, so that what CPython itself retains is never blamed on the extension:
@@ -10,8 +10,12 @@ the same child process, so that what CPython itself retains is never blamed on t
    CPython's ``regrtest -R``: warm-up calls, then every measured call must grow;
 3. objects reachable from an extension module's namespace that are the same object in two
    interpreters alive at once (static types, cached objects), immortal objects excepted;
-4. threads left running (reported by session.py with the same policy);
+4. threads left running (reported by analysis.py with the same policy);
 5. file descriptors left open per interpreter lifetime (same series as 1).
+
+What is measured where: measure.py inside the interpreters (2 and 3), sequence.py in the battery
+child (1 and 5); policy.py is the controller's re-runs.  This module judges their figures, and
+imports nothing heavy: measure.py imports it in every interpreter.
 
 Measured on this project's machine (3.12.1/3.13.0): an isolated interpreter that ran a trivial
 inner pytest session retains 394,032-394,096 malloc'd bytes, every lifetime the same; legacy
@@ -20,14 +24,8 @@ retains ~50 bytes.  RSS varies by megabytes and is reported, never decided on.
 
 from __future__ import annotations
 
-import gc
-import os
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from pytest_subinterp import compat
 
 BYTES_PER_LIFETIME_THRESHOLD = 64 * 1024
 FDS_PER_LIFETIME_THRESHOLD = 1
@@ -45,8 +43,6 @@ PER_CALL_THRESHOLDS = (("objects", 1), ("blocks", BLOCKS_PER_CALL_THRESHOLD), ("
 # +27, +24, +23 blocks per 4 calls that a longer run does not keep up).
 CONFIRM_BATCHES = 2
 CALLS_PER_CONFIRM_BATCH = 16
-SERIES_WARMUP = 1
-SERIES_MEASURED = 2
 
 HINTS = {
     "memory": "memory allocated per module instance is never freed: free it in m_free/m_clear "
@@ -76,58 +72,7 @@ class Finding:
                 f"baseline {self.baseline}; measured {self.where}. Usual cause: {HINTS[self.detector]}")
 
 
-# ---- process memory (the child's main interpreter) --------------------------------------------
-
-_MALLINFO: list[Any] = []
-
-
-def _mallinfo2() -> Any:
-    """glibc's mallinfo2 via ctypes, or None.  Only ever called in the child's main interpreter
-    (3.12 refuses _ctypes in isolated interpreters), hence the lazy import."""
-    if not _MALLINFO:
-        import ctypes
-        import ctypes.util
-
-        class MallInfo2(ctypes.Structure):
-            _fields_ = [(name, ctypes.c_size_t) for name in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-                "fordblks", "keepcost")]
-
-        try:
-            function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
-            function.restype = MallInfo2
-        except (OSError, AttributeError):
-            function = None  # not glibc >= 2.33: memory is judged on file descriptors only
-        _MALLINFO.append(function)
-    return _MALLINFO[0]
-
-
-def process_memory() -> dict[str, int | None]:
-    """malloc'd bytes in use, RSS and open file descriptors of this process."""
-    malloc = None
-    mallinfo = _mallinfo2()
-    if mallinfo is not None:
-        info = mallinfo()
-        malloc = int(info.uordblks + info.hblkhd)
-    rss = None
-    try:
-        with open("/proc/self/statm") as statm:
-            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        pass
-    fds = None
-    try:
-        fds = len(os.listdir("/proc/self/fd")) - 1  # the listing itself holds one
-    except OSError:
-        pass
-    return {"malloc": malloc, "rss": rss, "fds": fds}
-
-
-def difference(before: dict[str, int | None], after: dict[str, int | None]) -> dict[str, int | None]:
-    """after - before, key by key (None where either is unknown)."""
-    return {key: (after[key] - before[key]) if after.get(key) is not None and before.get(key) is not None
-            else None for key in before}
-
+# ---- memory and fds per interpreter lifetime (sequence.py measures them) ---------------------
 
 # What CPython itself retains per ended interpreter that ran an inner pytest session (malloc'd
 # bytes, measured here; rounded up).  Only used to decide whether a lifetime series is worth
@@ -175,66 +120,7 @@ def _fmt(value: int, unit: str) -> str:
     return f"{value} {unit}"
 
 
-# ---- inside an interpreter: per-call growth --------------------------------------------------
-
-def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: int) -> dict[str, list[int]]:
-    """GC-tracked objects, allocated blocks and (debug builds) references added by each of
-    `batches` batches of `calls_per_batch` calls.  The samples live in lists allocated up front:
-    the only allocation the measuring adds is one int per sample, the same in the no-op control."""
-    has_refs = compat.total_refcount() is not None  # debug builds
-    blocks = [0] * (batches + 1)
-    tracked = [0] * (batches + 1)
-    refs = [0] * (batches + 1)
-    for index in range(batches + 1):
-        if index:
-            for _ in range(calls_per_batch):
-                fn()
-        gc.collect()
-        tracked[index] = len(gc.get_objects())
-        blocks[index] = sys.getallocatedblocks()
-        if has_refs:
-            refs[index] = compat.total_refcount() or 0
-    return {"blocks": [b - a for a, b in zip(blocks, blocks[1:])],
-            "objects": [b - a for a, b in zip(tracked, tracked[1:])],
-            "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
-
-
-def confirm_growth(fn: Callable[[], object]) -> dict[str, list[int]] | None:
-    """CONFIRM_BATCHES batches of CALLS_PER_CONFIRM_BATCH more calls, measured like
-    growth_per_call's (run right after it, when its batches all grew); None if fn raised."""
-    try:
-        return _measure_batches(fn, CONFIRM_BATCHES, CALLS_PER_CONFIRM_BATCH)
-    except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
-        return None
-
-
-def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
-    """Blocks (and refs) added per batch of CALLS_PER_BATCH calls, for MEASURED_BATCHES batches
-    after WARMUP_CALLS; None if fn raised, started threads, or is too slow to repeat.
-
-    Batches, not single calls: CPython's own caches and free lists grow by about one block per
-    call for the first few dozen calls of ordinary I/O (open/close), so one call is too little
-    to tell that from a one-object leak."""
-    import threading
-    import time
-
-    threads_before = threading.active_count()
-    try:
-        start = time.perf_counter()
-        fn()
-        if (time.perf_counter() - start) * TOTAL_CALLS > REPEAT_BUDGET_S:
-            return None  # too slow to call TOTAL_CALLS more times
-        for _ in range(WARMUP_CALLS - 1):
-            fn()
-            if threading.active_count() != threads_before:
-                return None  # each call starts threads: reported as threads left running
-        growth = _measure_batches(fn, MEASURED_BATCHES, CALLS_PER_BATCH)
-    except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
-        return None
-    if threading.active_count() != threads_before:
-        return None
-    return growth
-
+# ---- allocations per call (measure.py measures them) -----------------------------------------
 
 def _grew(values: list[int], baseline: list[int], per_call: int) -> bool:
     return bool(values) and len(values) == len(baseline) and all(
@@ -288,47 +174,12 @@ def per_call_findings(test: dict[str, list[int]], control: dict[str, list[int]],
 
 
 def per_call_leaked(data: dict[str, Any]) -> bool:
-    """Whether the per-call detector fires on one test's data from interpreter 1 (inner.py)."""
+    """Whether the per-call detector fires on one test's data from interpreter 1 (measure.py)."""
     growth, control = data.get("growth"), data.get("control")
     return bool(growth and control and per_call_findings(growth, control, ""))
 
 
-# ---- inside an interpreter: objects reachable from extension modules ----------------------------
-
-def project_extension_modules() -> list[tuple[str, Any]]:
-    """(name, module) of the extension modules loaded here that are not CPython's own."""
-    from importlib.machinery import ExtensionFileLoader
-
-    from pytest_subinterp.quirks import is_stdlib_path
-
-    return [(name, module) for name, module in list(sys.modules.items())
-            if isinstance(getattr(module, "__loader__", None), ExtensionFileLoader)
-            and not is_stdlib_path(getattr(module, "__file__", None))]
-
-
-def shared_object_snapshot(is_single_phase: Callable[[object], bool]) -> dict[str, list[Any]]:
-    """{path: [id, type name]} of objects reachable from extension module namespaces."""
-    import builtins
-
-    common = {id(value) for value in vars(builtins).values()}
-    snapshot: dict[str, list[Any]] = {}
-    for module_name, module in project_extension_modules():
-        if is_single_phase(module):
-            continue  # shared by design in legacy interpreters; refused by isolated ones
-        for attr, value in list(vars(module).items()):
-            if attr.startswith("__") or id(value) in common:
-                continue
-            if isinstance(value, type):
-                if not str(getattr(value, "__module__", "")).startswith(module_name.split(".")[0]):
-                    continue  # a type of another (e.g. stdlib C) module, re-exported
-                # The module's own static types count even when immortal (3.13 makes static
-                # types immortal): being one object in every interpreter is the defect.
-            elif compat.is_immortal(value):
-                continue
-            path = f"{module_name}.{attr}"
-            snapshot[path] = [id(value), type(value).__qualname__]
-    return snapshot
-
+# ---- objects shared between interpreters (measure.py snapshots them) -------------------------
 
 def shared_findings(snapshots: list[dict[str, list[Any]]], config: str) -> list[Finding]:
     """Paths whose object has the same id in two interpreters alive at once."""
@@ -345,3 +196,32 @@ def shared_findings(snapshots: list[dict[str, list[Any]]], config: str) -> list[
                         "objects of a per-interpreter module differ between interpreters (immortal "
                         "objects excepted)", config, "while both interpreters were alive"))
     return findings
+
+
+# ---- one battery -----------------------------------------------------------------------------
+
+def battery_findings(config: str, process: dict[str, Any], per_interpreter: list[dict[str, Any] | None],
+                     all_ended: bool) -> tuple[list[Finding], dict[str, Any]]:
+    """Detectors 1, 2, 3 and 5 on one test's battery: its findings, and its figures as the JSON
+    report shows them.  `process`: what the battery child measured (sequence.py);
+    `per_interpreter`: each interpreter's leak data for the test (measure.py), None where there
+    is none; `all_ended`: every interpreter of the battery was ended."""
+    findings: list[Finding] = []
+    # An interpreter left alive (a thread still running) keeps all its memory: that is
+    # reported once, as the thread, not again as memory.
+    if all_ended:
+        findings += lifetime_findings(process.get("series", []), config)
+    snapshots, growth = [], None
+    for data in per_interpreter:
+        if data is None:
+            continue
+        snapshots.append(data.get("snapshot", {}))
+        if data.get("growth") and data.get("control"):
+            growth = (data["growth"], data["control"])
+    findings += shared_findings(snapshots, config)
+    if growth is not None:
+        findings += per_call_findings(growth[0], growth[1], config)
+    figures = {"config": config, **{k: v for k, v in process.items() if k != "series"},
+               "series": process.get("series", []),
+               "findings": [finding.message() for finding in findings]}
+    return findings, figures

@@ -1,0 +1,102 @@
+"""The controller's side: how the interpreters of a battery start, fresh or inherited templates.
+
+The battery controller (session.py) asks its start strategy, never the launcher, whether a
+battery runs in template interpreters: ``TemplateStart`` (``--subinterp-start=template``, the
+default on 3.12+) fills in the template fields of each request and the control its leak checks
+compare with; ``FreshStart`` leaves the request alone, and the child then measures its own
+control in fresh interpreters (leaks/sequence.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_subinterp import child, quirks
+
+if TYPE_CHECKING:
+    from pytest_subinterp.leaks.policy import LeakPolicy
+    from pytest_subinterp.options import Settings
+    from pytest_subinterp.workermanage import Spawner, Zygote
+
+
+class FreshStart:
+    """Fresh interpreters in every child (``--subinterp-start=fork`` or ``spawn``)."""
+
+    def __init__(self, launcher: Zygote | Spawner) -> None:
+        self.launcher = launcher
+
+    def start_early(self, shapes: Sequence[tuple[Settings, str]]) -> None:
+        """Start the zygote now, so that its start-up overlaps the outer session's collection."""
+        self.launcher.start_early([])
+
+    def prepare_request(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+        """Nothing to add: the child creates its interpreters and measures its own control."""
+
+
+class TemplateStart:
+    """Template interpreters inherited from the zygote, where it holds them (docs/templates.md)."""
+
+    def __init__(self, launcher: Zygote | Spawner, new_dir: Callable[[], Path], blocked_plugins: Sequence[str],
+                 policy: LeakPolicy) -> None:
+        self.launcher = launcher
+        self.new_dir = new_dir  # a new battery directory of the controller
+        self.blocked_plugins = list(blocked_plugins)
+        self.policy = policy  # caches the control per shape
+
+    def template_request(self, settings: Settings, config_name: str) -> dict[str, Any]:
+        """What the zygote needs to make the templates of this shape and config."""
+        return {
+            "config": config_name,
+            "count": settings.interpreters,
+            "spec": {"block_modules": quirks.blocked_modules(config_name),
+                     "blocked_plugins": list(self.blocked_plugins)},
+        }
+
+    def start_early(self, shapes: Sequence[tuple[Settings, str]]) -> None:
+        """Start the zygote now and have it prepare the templates these (settings, config) will
+        ask for, so that its start-up overlaps the outer session's collection."""
+        self.launcher.start_early([self.template_request(settings, config_name)
+                                   for settings, config_name in shapes])
+
+    def prepare_request(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+        """Let the zygote run this battery in template interpreters, where it holds them; with
+        leak checks the battery also needs the (cached) control of its shape."""
+        if not self.launcher.holds_templates:
+            return
+        request["templates"] = self.template_request(settings, config_name)
+        if settings.leaks != "off":
+            unfreeze = request["spec"]["unfreeze"]
+            shape = (config_name, settings.interpreters, settings.threads, settings.rounds, unfreeze)
+            control = self.policy.cached_control(shape, lambda: self._measure_control(request, settings))
+            if control is None:
+                del request["templates"]  # the child runs its own control in fresh interpreters
+            else:
+                request["template_control"] = control
+
+    def _measure_control(self, request: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+        """What the trivial control test retains in template interpreters of this request's
+        shape (leaks/sequence.py's template_control); None when it cannot be measured (no
+        templates, or the control itself failed)."""
+        directory = self.new_dir()
+        control_request = {**request, "dir": str(directory), "role": "control"}
+        exit_info = self.launcher.run(control_request, settings.timeout)
+        result = child.read_result(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+        usable = (exit_info.templates and exit_info.exit_code == 0 and result is not None
+                  and not result["hung"])
+        return {
+            "measured": result["leaks"]["measured"],
+            "errors": child.errors_of(result),
+        } if usable and result is not None else None
+
+
+def make_start(start: str, launcher: Zygote | Spawner, new_dir: Callable[[], Path],
+               blocked_plugins: Sequence[str], policy: LeakPolicy) -> FreshStart | TemplateStart:
+    """The strategy for ``--subinterp-start`` `start` (the launcher itself says, once started,
+    whether it could make templates: where not, batteries run fresh and say why)."""
+    if start == "template":
+        return TemplateStart(launcher, new_dir, blocked_plugins, policy)
+    return FreshStart(launcher)
