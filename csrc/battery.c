@@ -82,7 +82,8 @@ subinterp_call_in(battery *b, interp_slot *slot, PyObject *fn, int t, int j, int
     subinterp_set_where(slot->index, t, j, "call");
     double start = subinterp_now();
     call_arg arg = {b, fn, t, j, &rec};
-    if (subinterp_run_attached(slot->interp, subinterp_call_attached, &arg) < 0) {
+    /* NULL: a battery thread has no thread state between calls. */
+    if (subinterp_run_attached(NULL, slot->interp, subinterp_call_attached, &arg) < 0) {
         rec.status = CALL_ERROR;
         rec.text = subinterp_strdupf("PyThreadState_New failed for interpreter %d", slot->index);
         return rec;

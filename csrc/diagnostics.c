@@ -120,7 +120,8 @@ subinterp_dumper_main(void *raw)
 {
     dumper_arg *arg = raw;
     battery *b = arg->b;
-    (void)subinterp_run_attached(b->slots[arg->i].interp, subinterp_dump_attached, arg);
+    /* NULL: a new thread has no thread state. */
+    (void)subinterp_run_attached(NULL, b->slots[arg->i].interp, subinterp_dump_attached, arg);
     pthread_mutex_lock(&b->mu);
     arg->finished = 1;
     pthread_cond_broadcast(&b->cv);

@@ -101,9 +101,11 @@ PyAPI_FUNC(void) _Py_DumpTraceback(int fd, PyThreadState *tstate);
 #endif
 
 #if PY_VERSION_HEX >= 0x030D0000
-/* The thread state of this OS thread, or NULL, without a fatal error when there is none.  3.13
-   made it public as PyThreadState_GetUnchecked; 3.10-3.12 export it as _PyThreadState_UncheckedGet
-   (cpython/pystate.h), which 3.13 no longer declares. */
+/* For the crash handler: the thread state that is current, or NULL, without a fatal error when
+   there is none.  3.13 made it public as PyThreadState_GetUnchecked and no longer declares
+   _PyThreadState_UncheckedGet, which 3.10-3.12 export (cpython/pystate.h).  On 3.10 and 3.11 it
+   is the process's GIL holder, not necessarily this OS thread's (thread-local from 3.12): a
+   thread that crashed running Python holds the GIL, so it is the crashing thread's there too. */
 #define subinterp_current_ts_or_null() PyThreadState_GetUnchecked()
 #else
 #define subinterp_current_ts_or_null() _PyThreadState_UncheckedGet()
@@ -208,8 +210,8 @@ SUBINTERP_INTERNAL extern __thread where_t subinterp_here;
 SUBINTERP_INTERNAL PyThreadState *subinterp_attach(PyInterpreterState *interp);
 SUBINTERP_INTERNAL void subinterp_detach(PyThreadState *ts);
 typedef void (*subinterp_attached_fn)(PyThreadState *ts, void *arg);
-SUBINTERP_INTERNAL int subinterp_run_attached(PyInterpreterState *interp, subinterp_attached_fn body,
-                                              void *arg);
+SUBINTERP_INTERNAL int subinterp_run_attached(PyThreadState *previous, PyInterpreterState *interp,
+                                              subinterp_attached_fn body, void *arg);
 
 /* ---- interp.c ---- */
 

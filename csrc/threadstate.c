@@ -39,15 +39,18 @@ subinterp_detach(PyThreadState *ts)
 /* ---- scoped activation ---- */
 
 /* Run body(ts, arg) on this OS thread with a new thread state `ts` of `interp` current, then
-   detach it and make current again whatever thread state was current before (or none), on every
-   path: the body cannot leave this thread attached to the wrong interpreter.  A thread state that
-   was current is detached first (PyEval_SaveThread releases its GIL, which matters when the two
-   interpreters have different GILs).  Returns 0, or -1 if no thread state could be created (the
-   body did not run; the previous thread state is current again). */
+   detach it and make `previous` current again, on every path: the body cannot leave this thread
+   attached to the wrong interpreter.  `previous` is this thread's current thread state, or NULL
+   when it has none; the caller says which, because the helper cannot ask: on 3.10 and 3.11 the
+   "current" thread state (_PyThreadState_UncheckedGet) is the process's GIL holder, which may be
+   another thread's (thread-local current thread states came with 3.12).  A previous thread state
+   is detached first (PyEval_SaveThread releases its GIL, which matters when the two interpreters
+   have different GILs).  Returns 0, or -1 if no thread state could be created (the body did not
+   run; `previous` is current again). */
 int
-subinterp_run_attached(PyInterpreterState *interp, subinterp_attached_fn body, void *arg)
+subinterp_run_attached(PyThreadState *previous, PyInterpreterState *interp,
+                       subinterp_attached_fn body, void *arg)
 {
-    PyThreadState *previous = subinterp_current_ts_or_null();
     if (previous != NULL) {
         PyEval_SaveThread();
     }
