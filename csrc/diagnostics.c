@@ -242,6 +242,73 @@ subinterp_signal_safe_crash_line(int sig)
     (void)ignored;
 }
 
+#if SUBINTERP_WALK_CRASHING_FRAMES
+/* Write a str for the crash report as _Py_DumpASCII does: ASCII as is, anything else escaped,
+   at most 500 characters; no allocation. */
+static void
+subinterp_signal_safe_str(PyObject *text)
+{
+    char buf[16];
+    if (text == NULL || !PyUnicode_Check(text) || !PyUnicode_IS_READY(text)) {
+        ssize_t ignored = write(subinterp_progress_fd, "???", 3);
+        (void)ignored;
+        return;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i < length && i < 500; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        size_t n = 0;
+        if (ch >= ' ' && ch < 0x7f) {
+            buf[n++] = (char)ch;
+        }
+        else {
+            static const char hex[] = "0123456789abcdef";
+            int digits = ch <= 0xff ? 2 : ch <= 0xffff ? 4 : 8;
+            buf[n++] = '\\';
+            buf[n++] = digits == 2 ? 'x' : digits == 4 ? 'u' : 'U';
+            for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
+                buf[n++] = hex[(ch >> shift) & 0xf];
+            }
+        }
+        ssize_t ignored = write(subinterp_progress_fd, buf, n);
+        (void)ignored;
+    }
+}
+
+/* 3.10 does not export _Py_DumpTraceback: walk the crashing thread's frames the way it does
+   (same lines, most recent call first, at most 100 frames), reading PyFrameObject fields and
+   calling nothing that allocates or takes a lock. */
+static void
+subinterp_signal_safe_python_stack(PyThreadState *ts)
+{
+    static const char header[] = "Stack (most recent call first):\n";
+    ssize_t ignored = write(subinterp_progress_fd, header, sizeof(header) - 1);
+    int depth = 0;
+    for (PyFrameObject *frame = ts->frame; frame != NULL; frame = frame->f_back, depth++) {
+        if (depth >= 100) {
+            static const char truncated[] = "  ...\n";
+            ignored = write(subinterp_progress_fd, truncated, sizeof(truncated) - 1);
+            break;
+        }
+        PyCodeObject *code = frame->f_code;
+        char line[32];
+        size_t pos = subinterp_append(line, 0, sizeof(line), "  File \"");
+        ignored = write(subinterp_progress_fd, line, pos);
+        subinterp_signal_safe_str(code->co_filename);
+        pos = subinterp_append(line, 0, sizeof(line), "\", line ");
+        /* PyFrame_GetLineNumber reads the code's line table: no allocation in 3.10. */
+        pos = subinterp_append_int(line, pos, sizeof(line), PyFrame_GetLineNumber(frame));
+        pos = subinterp_append(line, pos, sizeof(line), " in ");
+        ignored = write(subinterp_progress_fd, line, pos);
+        subinterp_signal_safe_str(code->co_name);
+        ignored = write(subinterp_progress_fd, "\n", 1);
+    }
+    (void)ignored;
+}
+#endif
+
 static void
 subinterp_fatal_handler(int sig)
 {
@@ -267,12 +334,16 @@ subinterp_fatal_handler(int sig)
         backtrace_symbols_fd(frames, n, subinterp_progress_fd);
         static const char end[] = "native-stack-end\n";
         ignored = write(subinterp_progress_fd, end, sizeof(end) - 1);
-#if SUBINTERP_CAN_DUMP_CRASHING_THREAD
-        PyThreadState *ts = _PyThreadState_UncheckedGet();
+#if SUBINTERP_CAN_DUMP_CRASHING_THREAD || SUBINTERP_WALK_CRASHING_FRAMES
+        PyThreadState *ts = subinterp_current_ts_or_null();
         if (ts != NULL) {
             static const char py[] = "python-stack-begin\n";
             ignored = write(subinterp_progress_fd, py, sizeof(py) - 1);
+#if SUBINTERP_CAN_DUMP_CRASHING_THREAD
             _Py_DumpTraceback(subinterp_progress_fd, ts);
+#else
+            subinterp_signal_safe_python_stack(ts);
+#endif
             static const char pyend[] = "python-stack-end\n";
             ignored = write(subinterp_progress_fd, pyend, sizeof(pyend) - 1);
         }

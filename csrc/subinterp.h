@@ -91,13 +91,26 @@
 #define SUBINTERP_SERIALIZE_CREATION 0
 #endif
 
-#if PY_VERSION_HEX < 0x030D0000
-/* Exported (PyAPI_FUNC) but declared only in the internal headers of 3.11/3.12; 3.13 stopped
-   exporting them, so the crash handler falls back to the breadcrumb and the native stack. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+/* _Py_DumpTraceback is exported (PyAPI_FUNC) by 3.11 and 3.12 but declared only in their internal
+   headers, so it is declared here.  3.10 declares it but does not export it (nm -D libpython3.10:
+   the helper then fails to load with "undefined symbol: _Py_DumpTraceback") and 3.13 stopped
+   exporting it: there the crash handler walks the frames itself (3.10, see below) or falls back
+   to the breadcrumb and the native stack (3.13). */
 PyAPI_FUNC(void) _Py_DumpTraceback(int fd, PyThreadState *tstate);
 #define SUBINTERP_CAN_DUMP_CRASHING_THREAD 1
 #else
 #define SUBINTERP_CAN_DUMP_CRASHING_THREAD 0
+#endif
+
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10 only: PyFrameObject (cpython/frameobject.h) still has f_code and f_back, and
+   PyThreadState.frame is the top frame, so the crash handler can write the crashing thread's
+   Python stack without _Py_DumpTraceback.  From 3.11 frames live in the private
+   _PyInterpreterFrame and this walk does not compile. */
+#define SUBINTERP_WALK_CRASHING_FRAMES 1
+#else
+#define SUBINTERP_WALK_CRASHING_FRAMES 0
 #endif
 
 #if PY_VERSION_HEX >= 0x030D0000
