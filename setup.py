@@ -23,7 +23,7 @@ setup(
                 "csrc/introspect.c",
             ],
             depends=["csrc/subinterp.h"],
-            extra_compile_args=["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+            extra_compile_args=["-Wall", "-Wextra"],
         )
     ]
 )

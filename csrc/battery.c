@@ -364,7 +364,7 @@ SUBINTERP_DOC(subinterp_run_battery_doc,
 "Must be called from the main interpreter; one battery per process at a time.");
 
 PyObject *
-subinterp_run_battery(PyObject *module, PyObject *args, PyObject *kwargs)
+subinterp_run_battery(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"config", "interpreters", "threads", "rounds", "entry", "arg",
                              "timeout", "templates", NULL};
@@ -487,7 +487,7 @@ SUBINTERP_DOC(subinterp_call_point_doc,
 "battery thread finished the rendezvous; returns the records of the calls made subinterp_here.");
 
 PyObject *
-subinterp_call_point(PyObject *module, PyObject *fn)
+subinterp_call_point(PyObject *Py_UNUSED(module), PyObject *fn)
 {
     battery *b = subinterp_current_battery;
     interp_slot *slot = subinterp_current_slot(b);
@@ -568,7 +568,7 @@ SUBINTERP_DOC(subinterp_barrier_doc,
 "all alive).  Interpreters whose entry function returned no longer count.");
 
 PyObject *
-subinterp_barrier(PyObject *module, PyObject *unused)
+subinterp_barrier(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     battery *b = subinterp_current_battery;
     interp_slot *slot = subinterp_current_slot(b);

@@ -355,7 +355,7 @@ subinterp_fatal_handler(int sig)
 }
 
 PyObject *
-subinterp_install_crash_handler(PyObject *module, PyObject *args)
+subinterp_install_crash_handler(PyObject *Py_UNUSED(module), PyObject *args)
 {
     int fd;
     if (!PyArg_ParseTuple(args, "i:install_crash_handler", &fd)) {

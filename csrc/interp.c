@@ -133,7 +133,7 @@ subinterp_run_entry(battery *b, interp_slot *slot)
    (subinterp_attach); from here on it is the interpreter's creator: it runs the entry and ends
    it. */
 int
-subinterp_attach_template(battery *b, interp_slot *slot)
+subinterp_attach_template(battery *Py_UNUSED(b), interp_slot *slot)
 {
     subinterp_set_where(slot->index, -1, -1, "attach");
     double start = subinterp_now();
@@ -173,7 +173,7 @@ subinterp_other_thread_states(interp_slot *slot)
 /* End the interpreter from the thread that created it, with the creator's thread state
    current; then return to the main interpreter and drop this thread's main thread state. */
 void
-subinterp_end(battery *b, interp_slot *slot, PyThreadState *main_ts)
+subinterp_end(battery *Py_UNUSED(b), interp_slot *slot, PyThreadState *main_ts)
 {
     subinterp_set_where(slot->index, -1, -1, "end");
     double start = subinterp_now();

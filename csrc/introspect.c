@@ -10,7 +10,7 @@
 /* ---- small helpers used by the inner plugin ---- */
 
 PyObject *
-subinterp_set_phase(PyObject *module, PyObject *args)
+subinterp_set_phase(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *phase;
     if (!PyArg_ParseTuple(args, "s:set_phase", &phase)) {
@@ -31,14 +31,14 @@ subinterp_set_phase(PyObject *module, PyObject *args)
 }
 
 PyObject *
-subinterp_interpreter_index(PyObject *module, PyObject *unused)
+subinterp_interpreter_index(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     interp_slot *slot = subinterp_current_slot(subinterp_current_battery);
     return PyLong_FromLong(slot ? slot->index : -1);
 }
 
 PyObject *
-subinterp_breadcrumb_py(PyObject *module, PyObject *args)
+subinterp_breadcrumb_py(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *text;
     if (!PyArg_ParseTuple(args, "s:breadcrumb", &text)) {
@@ -51,7 +51,7 @@ subinterp_breadcrumb_py(PyObject *module, PyObject *args)
 /* ---- module definitions (inner plugin and `pytest-subinterp check`) ---- */
 
 PyObject *
-subinterp_is_single_phase(PyObject *module, PyObject *candidate)
+subinterp_is_single_phase(PyObject *Py_UNUSED(module), PyObject *candidate)
 {
     if (!PyModule_Check(candidate)) {
         Py_RETURN_FALSE;
@@ -73,7 +73,7 @@ subinterp_is_single_phase(PyObject *module, PyObject *candidate)
    Python is too old to have it), and the names of its METH_NOARGS functions.  None for a module
    without a PyModuleDef (pure Python, or built by other means). */
 PyObject *
-subinterp_module_slots(PyObject *module, PyObject *candidate)
+subinterp_module_slots(PyObject *Py_UNUSED(module), PyObject *candidate)
 {
     if (!PyModule_Check(candidate)) {
         return PyErr_Format(PyExc_TypeError, "_subinterp.module_slots: expected a module, got %s",

@@ -133,7 +133,7 @@ subinterp_optional_str(const char *s)
 }
 
 PyObject *
-subinterp_slot_to_dict(battery *b, interp_slot *s)
+subinterp_slot_to_dict(battery *Py_UNUSED(b), interp_slot *s)
 {
     PyObject *d = PyDict_New();
     if (d == NULL) {

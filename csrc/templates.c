@@ -59,7 +59,7 @@ SUBINTERP_DOC(subinterp_make_templates_doc,
 "main interpreter of a process that has no other threads.");
 
 PyObject *
-subinterp_make_templates(PyObject *module, PyObject *args)
+subinterp_make_templates(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *config, *entry, *arg;
     int count;
@@ -128,7 +128,7 @@ subinterp_make_templates(PyObject *module, PyObject *args)
 }
 
 PyObject *
-subinterp_template_count(PyObject *module, PyObject *args)
+subinterp_template_count(PyObject *Py_UNUSED(module), PyObject *args)
 {
     const char *config;
     if (!PyArg_ParseTuple(args, "s:template_count", &config)) {
@@ -150,7 +150,7 @@ SUBINTERP_DOC(subinterp_fork_keeping_templates_doc,
 /* ---- fork keeping the templates ---- */
 
 PyObject *
-subinterp_fork_keeping_templates(PyObject *module, PyObject *unused)
+subinterp_fork_keeping_templates(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     if (PyInterpreterState_Get() != PyInterpreterState_Main() || subinterp_current_battery != NULL) {
         return PyErr_Format(PyExc_RuntimeError,
@@ -179,7 +179,7 @@ subinterp_fork_keeping_templates(PyObject *module, PyObject *unused)
    per page while it ends them (measured here: 8,200 faults, ~120 ms for two isolated
    templates, against ~30 ms for the whole process at once). */
 PyObject *
-subinterp_populate_memory(PyObject *module, PyObject *unused)
+subinterp_populate_memory(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
 #if defined(__linux__)
     FILE *maps = fopen("/proc/self/maps", "r");
@@ -237,7 +237,7 @@ extern char **environ;
 /* The process environment as it is now.  A template interpreter's os.environ is a snapshot of
    the zygote's, taken when the template imported os; a battery child may have changed it since. */
 PyObject *
-subinterp_process_environ(PyObject *module, PyObject *unused)
+subinterp_process_environ(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     PyObject *result = PyDict_New();
     if (result == NULL) {
