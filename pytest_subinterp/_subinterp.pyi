@@ -1,4 +1,4 @@
-"""Type stub of the C helper (csrc/_subinterp.c): sub-interpreter batteries from native threads."""
+"""Type stub of the C helper (csrc/*.c): sub-interpreter batteries from native threads."""
 
 from collections.abc import Callable
 from typing import Any

@@ -1,6 +1,6 @@
 """Reading a battery's breadcrumbs: where was the child when it crashed or hung?
 
-The C helper writes one line per step to ``progress.log`` (see csrc/_subinterp.c, section
+The C helper writes one line per step to ``progress.log`` (see csrc/diagnostics.c, section
 "breadcrumbs"); the crash handler adds the signal, the native stack and, before 3.13, the
 crashing thread's Python stack; the hang dump adds the Python stack of every thread of every
 interpreter it could attach to.

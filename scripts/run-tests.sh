@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command: build pytest-subinterp for CPython 3.13, 3.12 (isolated + legacy) and 3.11
-# (legacy only) in fresh venvs, and run tests/ on each.  Usage: scripts/run-tests.sh [pytest args]
+# and 3.10 (legacy only) in fresh venvs, and run tests/ on each.  Usage: scripts/run-tests.sh [pytest args]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/scripts/python-for.sh"
-VERSIONS=${SUBINTERP_PYTHONS:-"3.13.0 3.12.1 3.11.7"}
+VERSIONS=${SUBINTERP_PYTHONS:-"3.13.0 3.12.1 3.11.7 3.10.13"}
 status=0
 for version in $VERSIONS; do
     venv="$ROOT/.venv-test-$version"
