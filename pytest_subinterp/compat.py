@@ -182,3 +182,21 @@ def tolerate_unusable_tracemalloc() -> None:
             continue
         if getattr(user, "tracemalloc_message", None) is original:
             user.tracemalloc_message = tracemalloc_message
+
+
+def rerun_plan(item: pytest.Item) -> tuple[int, float] | None:
+    """(reruns, delay in seconds) that pytest-rerunfailures asks for `item` (its --reruns option or
+    @pytest.mark.flaky), or None without the plugin or reruns.  Uses the plugin's own readers
+    (get_reruns_count, get_reruns_delay; public functions of pytest_rerunfailures, checked on 14 -
+    16.7); their condition and error filters (--only-rerun, --rerun-except) are not applied."""
+    plugin = item.config.pluginmanager.get_plugin("rerunfailures")
+    if plugin is None:
+        return None
+    count = plugin.get_reruns_count(item)
+    if not count:
+        return None
+    try:
+        delay = float(plugin.get_reruns_delay(item) or 0)
+    except (TypeError, ValueError):
+        delay = 0.0
+    return int(count), max(delay, 0.0)

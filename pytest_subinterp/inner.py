@@ -141,6 +141,9 @@ class InnerPlugin:
 
         self.config = config
         config.addinivalue_line("markers", MARKER_LINE)
+        # pytest-rerunfailures is left out here (the controller re-runs whole batteries): its
+        # marker stays known, for --strict-markers.
+        config.addinivalue_line("markers", "flaky(reruns=1, reruns_delay=0): re-run by the controller")
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
         wanted = self.spec["nodeids"]

@@ -194,6 +194,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         results = controller.run_group(group, item_settings)
         reports = results.pop(item.nodeid)
         controller.module_results.update(results)  # reported when pytest reaches each test
+    reports = _with_reruns(item, reports, controller, item_settings)
     _teardown_outer_stack(item, nextitem, reports[-1])
     for report in reports:
         if report.when == "call" and report.passed:
@@ -201,6 +202,40 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+def _with_reruns(item: pytest.Item, reports: list[pytest.TestReport], controller: BatteryController,
+                 item_settings: options.Settings) -> list[pytest.TestReport]:
+    """pytest-rerunfailures (--reruns N, @pytest.mark.flaky(reruns=N)): a failed battery runs again,
+    whole, in new interpreters, up to N more times; each failed attempt is logged as a 'rerun'
+    report (as rerunfailures does) and the last attempt's reports are the test's result.  Inside
+    the interpreters rerunfailures is never loaded: it would call the body again outside the
+    battery's rendezvous."""
+    from pytest_subinterp import compat
+
+    plan = compat.rerun_plan(item)
+    if plan is None:
+        return reports
+    reruns, delay = plan
+    attempt = 0
+    while attempt < reruns and any(report.failed for report in reports):
+        attempt += 1
+        for report in reports:
+            report.rerun = attempt - 1  # type: ignore[attr-defined]
+            for attribute in ("subinterp_verdict", "subinterp_record"):
+                if hasattr(report, attribute):
+                    delattr(report, attribute)  # only the last attempt counts in the summary and JSON
+            if report.failed:
+                report.outcome = "rerun"  # type: ignore[assignment]
+            item.ihook.pytest_runtest_logreport(report=report)
+        if delay > 0:
+            import time
+
+            time.sleep(delay)
+        reports = controller.run_group([item], item_settings.replace(scope="test"))[item.nodeid]
+    for report in reports:
+        report.rerun = attempt  # type: ignore[attr-defined]
+    return reports
 
 
 def _module_group(item: pytest.Item, settings: options.Settings,

@@ -40,6 +40,9 @@ INNER_BLOCKED_PLUGINS = (
     "forked",
     "timeout",
     "run-parallel",
+    # The controller re-runs a failed battery whole (plugin._with_reruns); inside, a rerun would
+    # call the body again outside the battery's rendezvous (every call "not run").
+    "rerunfailures",
     # Not usable inside an interpreter, and each costs start-up time (debugging imports pdb):
     "debugging",
     "doctest",
