@@ -3,6 +3,8 @@
 from collections.abc import Callable
 from typing import Any
 
+from pytest_subinterp.protocol import CallRecord, HelperResult, InterpreterSlot
+
 CALL_PASSED: int
 CALL_FAILED: int
 CALL_NOT_RUN: int
@@ -12,7 +14,7 @@ HAVE_ISOLATED: int
 def run_battery(
     config: str, interpreters: int, threads: int, rounds: int, entry: str, arg: str, timeout: float,
     templates: bool = False,
-) -> dict[str, Any]:
+) -> HelperResult:
     """Create `interpreters` fresh interpreters ('isolated' or 'legacy'), run entry(arg, index)
     ('module:function') in each on its creator thread, and let `threads` native threads call the
     callables handed to call_point(): thread t in interpreter (t + j) % K for round j.  Main
@@ -21,7 +23,7 @@ def run_battery(
     and ended here.  Returns {"interpreters": [...], "calls": [...], "hung": bool,
     "generations": int, "wall_s": float}."""
 
-def make_templates(config: str, count: int, entry: str, arg: str) -> list[dict[str, Any]]:
+def make_templates(config: str, count: int, entry: str, arg: str) -> list[InterpreterSlot]:
     """Create `count` template interpreters (3.12+), run entry(arg, index) in each and keep them
     with no attached thread state; returns one dict per interpreter (as run_battery's)."""
 
@@ -38,7 +40,7 @@ def populate_memory() -> int:
 def process_environ() -> dict[bytes, bytes]:
     """The process environment as it is now (a template's os.environ is the zygote's)."""
 
-def call_point(fn: Callable[[int, int], str | None] | None) -> list[dict[str, Any]]:
+def call_point(fn: Callable[[int, int], str | None] | None) -> list[CallRecord]:
     """From a battery interpreter's creator thread: arrive at the next rendezvous; fn(thread,
     round) returns None (passed) or a failure text; returns the records of the calls made here."""
 

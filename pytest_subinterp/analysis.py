@@ -7,8 +7,9 @@ the child's exit status) into a ``reports.Collected`` for each test it ran.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +18,9 @@ from pytest_subinterp.leaks import verdict as leak_verdict
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import HelperResult, InnerOutput, InterpreterSlot
 
 TAIL_CHARS = 20000
 
@@ -27,13 +31,17 @@ class BatteryOutcome:
 
     config: str
     exit: ChildExit
-    result: dict[str, Any] | None
+    result: HelperResult | None
     progress: str
     stdout: str
     stderr: str
     child_error: str | None
     wall_s: float
     item_lines: dict[int, list[dict[str, Any]]]  # per interpreter: results of finished tests
+
+    def slots(self) -> list[InterpreterSlot]:
+        """The interpreters of the helper's result (none when the child left no result)."""
+        return self.result["interpreters"] if self.result is not None else []
 
     @property
     def died(self) -> bool:
@@ -55,15 +63,16 @@ class BatteryOutcome:
         return finished
 
 
-def inner_output(slot: dict[str, Any]) -> dict[str, Any]:
+def inner_output(slot: Mapping[str, Any]) -> InnerOutput:
     """What inner.run returned in one interpreter of a battery result ({} if nothing readable)."""
     try:
-        return json.loads(slot.get("entry_output") or "{}")
+        output: InnerOutput = json.loads(slot.get("entry_output") or "{}")
+        return output
     except ValueError:
         return {}
 
 
-def not_run_reasons(nodeid: str, slots: list[dict[str, Any]]) -> dict[int, str]:
+def not_run_reasons(nodeid: str, slots: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     """Per interpreter (0-based), why the test's body may not have run there, from what its inner
     session said; interpreters where nothing went wrong before the body are left out."""
     reasons: dict[int, str] = {}
@@ -82,7 +91,7 @@ def not_run_reasons(nodeid: str, slots: list[dict[str, Any]]) -> dict[int, str]:
     return reasons
 
 
-def _inner_reason(nodeid: str, inner: dict[str, Any]) -> str | None:
+def _inner_reason(nodeid: str, inner: InnerOutput) -> str | None:
     if inner.get("error"):
         return f"the inner pytest session raised: {_last_line(inner['error'])}"
     if inner.get("collect_errors"):
@@ -121,7 +130,7 @@ CALL_STATUS = ("passed", "failed", "not run", "error")  # _subinterp.CALL_PASSED
 def battery_record(settings: Settings, outcome: BatteryOutcome, generation: int | None = None) -> dict[str, Any]:
     """One battery as the JSON report shows it (see docs/json-report.md); `generation`: the
     test's position in a module-scope battery, to keep only its calls."""
-    result = outcome.result or {}
+    result: Mapping[str, Any] = outcome.result or {}
     progress = crash.parse_progress(outcome.progress)
     culprit = progress.culprit if (outcome.exit.signal or outcome.exit.exit_code or not result) else None
     return {
@@ -272,7 +281,7 @@ class Analyser:
                                                      Verdict.HUNG, sections))
 
     def _analyse_interpreter(self, item: pytest.Item, settings: Settings, config_name: str,
-                             slot: dict[str, Any], collected: reports.Collected, last: bool = True) -> None:
+                             slot: Mapping[str, Any], collected: reports.Collected, last: bool = True) -> None:
         index = slot["index"]
         label = f"{config_name} interpreter {index + 1}/{settings.interpreters}"
         if slot["create_error"]:
@@ -292,8 +301,9 @@ class Analyser:
         entry = reports.InterpreterReports(label, {}, None)
         for data in inner["reports"]:
             report = self.config.hook.pytest_report_from_serializable(config=self.config, data=data)
-            if isinstance(report, pytest.TestReport) and isinstance(report.longrepr, list):
-                report.longrepr = tuple(report.longrepr)  # a skip's (path, lineno, reason) via JSON
+            longrepr: Any = getattr(report, "longrepr", None)
+            if isinstance(report, pytest.TestReport) and isinstance(longrepr, list):
+                report.longrepr = (longrepr[0], longrepr[1], longrepr[2])  # a skip's (path, lineno, reason) via JSON
             if isinstance(report, pytest.TestReport) and report.nodeid == item.nodeid:
                 entry.reports[report.when] = report
         where = inner.get("where", {}).get(item.nodeid)
@@ -411,8 +421,8 @@ class Analyser:
             else:
                 collected.warnings.append(text)
 
-    def _add_leftovers(self, config_name: str, index: int, inner: dict[str, Any],
-                       slot: dict[str, Any], collected: reports.Collected) -> None:
+    def _add_leftovers(self, config_name: str, index: int, inner: Mapping[str, Any],
+                       slot: Mapping[str, Any], collected: reports.Collected) -> None:
         names = inner.get("leftover_threads", ())
         texts = []
         for name in dict.fromkeys(names):
@@ -431,12 +441,12 @@ class Analyser:
             collected.leak_warnings.append(text)
 
     def _add_leaks(self, item: pytest.Item, settings: Settings, config_name: str,
-                   result: dict[str, Any], collected: reports.Collected) -> None:
+                   result: Mapping[str, Any], collected: reports.Collected) -> None:
         """Detectors 1, 2, 3 and 5 (leaks/verdict.py); 4 is _add_leftovers."""
-        per_interpreter = [inner_output(slot).get("leaks", {}).get(item.nodeid) for slot in result["interpreters"]]
+        per_interpreter = [inner_output(slot).get("leak_data", {}).get(item.nodeid) for slot in result["interpreters"]]
         all_ended = all(slot["ended"] for slot in result["interpreters"])
-        findings, figures = leak_verdict.battery_findings(config_name, result.get("leaks") or {}, per_interpreter,
-                                                          all_ended)
+        measurement = result.get("leak_measurement") or {}
+        findings, figures = leak_verdict.battery_findings(config_name, measurement, per_interpreter, all_ended)
         for finding in findings:
             self._apply_leak_policy(collected, "call", finding.message(), Verdict.LEAKED)
         collected.leak_figures.append(figures)

@@ -12,8 +12,12 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest, HelperResult
 
 ENTRY = "pytest_subinterp.inner:run"
 RESULT_FILE = "result.json"
@@ -43,7 +47,7 @@ def prepare_environment_variables() -> None:
     os.environ.pop("PYTEST_XDIST_WORKER", None)
 
 
-def _prepare_environment(request: dict[str, Any]) -> None:
+def _prepare_environment(request: BatteryRequest) -> None:
     os.chdir(request["cwd"])
     prepare_environment_variables()
 
@@ -54,7 +58,7 @@ def write_json_atomically(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def run_battery(request: dict[str, Any], populated: bool = False) -> None:
+def run_battery(request: BatteryRequest, populated: bool = False) -> None:
     """Run the battery described by `request` and write its result; returns normally.
 
     `populated`: this child already copied the zygote's memory (a spare child)."""
@@ -67,17 +71,17 @@ def run_battery(request: dict[str, Any], populated: bool = False) -> None:
     if request.get("use_templates") and not populated:
         # Ending the inherited templates would otherwise copy the pages one fault at a time.
         _subinterp.populate_memory()
-    if request.get("role") == "control" or request.get("leaks", "off") != "off":
+    if request.get("role") == "control" or request.get("leak_policy", "off") != "off":
         from pytest_subinterp.leaks import sequence
 
-        result = sequence.run(request)
+        result: HelperResult = sequence.run(request)
     else:
         result = run_helper(request, request["spec"], "test", templates=bool(request.get("use_templates")))
     write_json_atomically(directory / RESULT_FILE, result)
 
 
-def run_helper(request: dict[str, Any], spec: dict[str, Any], label: str, single: bool = False,
-               templates: bool = False) -> dict[str, Any]:
+def run_helper(request: BatteryRequest, spec: Mapping[str, Any], label: str, single: bool = False,
+               templates: bool = False) -> HelperResult:
     """One run of the C helper; `single`: one interpreter, one thread, one round; `templates`:
     in the template interpreters inherited from the zygote instead of fresh ones."""
     from pytest_subinterp import _subinterp
@@ -95,23 +99,24 @@ def run_helper(request: dict[str, Any], spec: dict[str, Any], label: str, single
     )
 
 
-def read_result(directory: Path) -> dict[str, Any] | None:
+def read_result(directory: Path) -> HelperResult | None:
     """The result a battery child wrote in `directory` (read by the controller), or None if it
     died first."""
     try:
         text = (directory / RESULT_FILE).read_text(errors="replace")
     except OSError:
         return None
-    return json.loads(text) if text else None
+    result: HelperResult | None = json.loads(text) if text else None
+    return result
 
 
-def errors_of(result: dict[str, Any]) -> list[str]:
+def errors_of(result: HelperResult) -> list[str]:
     """The interpreters' creation and entry errors of one battery result."""
-    return [slot["entry_error"] or slot["create_error"] for slot in result["interpreters"]
+    return [str(slot["entry_error"] or slot["create_error"]) for slot in result["interpreters"]
             if slot["entry_error"] or slot["create_error"]]
 
 
-def main_after_fork(request: dict[str, Any], populated: bool = False) -> None:
+def main_after_fork(request: BatteryRequest, populated: bool = False) -> None:
     """Child side of a fork: run, then leave without running any at-exit code."""
     code = 0
     try:

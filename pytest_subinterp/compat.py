@@ -166,7 +166,9 @@ def tolerate_unusable_tracemalloc() -> None:
         module = importlib.import_module("_pytest.tracemalloc")
     except ImportError:
         return  # an older pytest without it: nothing to guard
-    original = module.tracemalloc_message
+    original = getattr(module, "tracemalloc_message", None)
+    if original is None:
+        return
 
     def tracemalloc_message(source: object) -> str:
         try:
@@ -174,14 +176,14 @@ def tolerate_unusable_tracemalloc() -> None:
         except (AttributeError, ImportError):
             return ""
 
-    module.tracemalloc_message = tracemalloc_message
+    setattr(module, "tracemalloc_message", tracemalloc_message)  # noqa: B010 - a module mypy cannot see into
     for name in ("_pytest.threadexception", "_pytest.unraisableexception"):
         try:
             user = importlib.import_module(name)
         except ImportError:
             continue
         if getattr(user, "tracemalloc_message", None) is original:
-            user.tracemalloc_message = tracemalloc_message
+            setattr(user, "tracemalloc_message", tracemalloc_message)  # noqa: B010
 
 
 def rerun_plan(item: pytest.Item) -> tuple[int, float] | None:

@@ -68,7 +68,7 @@ class RefusalRecorder:
 
         def recording(loader: Any, arg: Any) -> Any:
             __tracebackhide__ = True  # noqa: F841 - pytest hides this frame
-            name = getattr(arg, "name", None) or getattr(arg, "__name__", "?")
+            name = str(getattr(arg, "name", None) or getattr(arg, "__name__", "?"))
             try:
                 result = original(loader, arg)
             except ImportError as exc:
@@ -107,7 +107,7 @@ def _importer() -> str | None:
 
     machinery = importlib.__file__.rsplit("/", 1)[0] + "/"
     own = __file__.rstrip("c")
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not (filename.startswith("<frozen") or filename.startswith(machinery) or filename.rstrip("c") == own):
@@ -194,7 +194,7 @@ class InnerPlugin:
         records = _helper().call_point(body)
         _helper().set_phase("call")
         self.calls[pyfuncitem.nodeid] = records
-        if self.spec.get("leaks"):
+        if self.spec.get("check_leaks"):
             repeatable = not outcomes
 
             def call_once() -> None:
@@ -210,7 +210,7 @@ class InnerPlugin:
             "reports": [r for r in self.reports if r.get("nodeid") == nodeid],
             "where": {nodeid: self.where[nodeid]} if nodeid in self.where else {},
             "calls": {nodeid: self.calls[nodeid]} if nodeid in self.calls else {},
-            "leaks": {nodeid: self.leaks[nodeid]} if nodeid in self.leaks else {},
+            "leak_data": {nodeid: self.leaks[nodeid]} if nodeid in self.leaks else {},
             "item_refusals": {nodeid: self.item_refusals.get(nodeid, [])},
         }
 
@@ -291,7 +291,7 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
                     # Setup failed or skipped here: arrive empty-handed so the other
                     # interpreters are not kept waiting for this one.
                     _helper().call_point(None)
-                if plugin.spec.get("leaks") and not plugin.leak_checked:
+                if plugin.spec.get("check_leaks") and not plugin.leak_checked:
                     plugin.check_leaks(item.nodeid, None)  # keep the barriers in step
                 plugin.item_refusals[item.nodeid] = plugin.recorder.refusals[refusals_before:]
                 plugin.write_item_result(item.nodeid)
@@ -349,7 +349,7 @@ def block_modules(spec: dict[str, Any]) -> None:
     """Put the modules `spec` blocks to None in sys.modules, before anything imports them."""
     for name in spec.get("block_modules", ()):
         # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
-        sys.modules.setdefault(name, None)  # type: ignore[assignment]
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def run(spec_json: str, index: int) -> str:
@@ -393,7 +393,7 @@ def run(spec_json: str, index: int) -> str:
         not_found=plugin.not_found,
         calls=plugin.calls,
         where=plugin.where,
-        leaks=plugin.leaks,
+        leak_data=plugin.leaks,
         refusals=recorder.refusals,
         item_refusals=plugin.item_refusals,
         collection_refusals=plugin.collection_refusals if plugin.collection_refusals is not None

@@ -310,8 +310,10 @@ def _add_cli(group: Any, option: _Option) -> None:
 def _add_ini(parser: pytest.Parser, option: _Option) -> None:
     """Add one ini key (bool for flags, string otherwise); default None so resolve() can tell "not set"."""
     help = option.help.rsplit(" [", 1)[0]
-    ini_type = "bool" if option.kind == "flag" else "string"
-    parser.addini(option.ini, f"{help} [pytest-subinterp]", type=ini_type, default=None)
+    if option.kind == "flag":
+        parser.addini(option.ini, f"{help} [pytest-subinterp]", type="bool", default=None)
+    else:
+        parser.addini(option.ini, f"{help} [pytest-subinterp]", type="string", default=None)
 
 
 # ---- resolution ----

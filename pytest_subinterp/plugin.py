@@ -170,7 +170,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     parents: dict[int, bool] = {}
     marked = [item for item in session.items if _marked(item, settings, parents)]
     session.config.stash[MARKED_ITEMS_KEY] = set(marked)
-    wanted = {}
+    wanted: dict[tuple[str, int], options.Settings] = {}
     for item in marked:
         item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
         wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
@@ -272,7 +272,8 @@ def _teardown_outer_stack(item: pytest.Item, nextitem: pytest.Item | None, teard
 
 
 def _emit_warnings(item: pytest.Item, report: pytest.TestReport) -> None:
-    pending = [(SubinterpFallbackWarning, text) for text in getattr(report, "subinterp_warnings", ())]
+    pending: list[tuple[type[pytest.PytestWarning], str]] = [
+        (SubinterpFallbackWarning, text) for text in getattr(report, "subinterp_warnings", ())]
     pending += [(SubinterpLeakWarning, text) for text in getattr(report, "subinterp_leak_warnings", ())]
     for category, text in pending:
         try:

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,6 +23,9 @@ from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
 from pytest_subinterp.templates.start import make_start
 from pytest_subinterp.workermanage import make_launcher
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest, InnerSpec
 
 # Plugins never loaded inside an interpreter: they manage processes or the session itself, or
 # are process-global (faulthandler: refused by isolated interpreters, and it would replace the
@@ -286,23 +289,23 @@ class BatteryController:
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,
                           unfreeze: bool) -> BatteryOutcome:
         directory = self._new_battery_dir()
-        spec = {
+        spec: InnerSpec = {
             "config": config_name,
             "nodeids": [item.nodeid for item in items],
             "args": [*self.inner_args, *dict.fromkeys(str(item.path) for item in items)],
             "progress_dir": str(directory),
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
             "block_modules": quirks.blocked_modules(config_name),
-            "leaks": settings.leaks != "off",
+            "check_leaks": settings.leaks != "off",
             "unfreeze": unfreeze,  # template interpreters: gc.unfreeze() before they end
         }
-        control_spec = {
+        control_spec: InnerSpec = {
             **spec,
             "nodeids": [CONTROL_NODEID],
             "args": self.control_args,
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}-control")),
         }
-        request = {
+        request: BatteryRequest = {
             "dir": str(directory),
             "cwd": str(self.config.invocation_params.dir),
             "config": config_name,
@@ -311,7 +314,7 @@ class BatteryController:
             "rounds": settings.rounds,
             "timeout": settings.timeout,
             "spec": spec,
-            "leaks": settings.leaks,
+            "leak_policy": settings.leaks,
             "control_spec": control_spec,
         }
         self.start_strategy.prepare_request(request, settings, config_name)

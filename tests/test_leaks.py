@@ -228,14 +228,14 @@ def test_keep_reproduced_sets_an_unreproduced_finding_aside() -> None:
     control = {"objects": [0, 0, 0], "blocks": [1, 1, 1], "refs": []}
     both = {"t.py::a": {"growth": dict(growth), "control": control},
             "t.py::b": {"growth": dict(growth), "control": control}}
-    slot = {"entry_output": json.dumps({"leaks": both})}
+    slot = {"entry_output": json.dumps({"leak_data": both})}
     outcome = session.BatteryOutcome(config="legacy", exit=None, result={"interpreters": [slot]},  # type: ignore[arg-type]
                                      progress="", stdout="", stderr="", child_error=None, wall_s=0.0,
                                      item_lines={})
     first = session._per_call_leaks(outcome)
     assert set(first) == {"t.py::a", "t.py::b"}
     session._keep_reproduced(outcome, first, {"t.py::a": {"growth": {"objects": [5, 4, 4]}}})
-    kept = json.loads(slot["entry_output"])["leaks"]
+    kept = json.loads(slot["entry_output"])["leak_data"]
     assert kept["t.py::a"]["growth"]["rerun"] == {"objects": [5, 4, 4]}
     assert "growth" not in kept["t.py::b"] and kept["t.py::b"]["growth_not_reproduced"]["objects"] == [4, 4, 4]
     message = leaks.per_call_findings(kept["t.py::a"]["growth"], control, "legacy")[0].message()

@@ -66,7 +66,8 @@ def _entry_outputs(step: Step, module: str, config: str) -> tuple[list[dict[str,
 
 def _declares(slots: dict[str, Any] | None) -> dict[str, Any]:
     slots = slots or {}
-    mi, gil = slots.get("multiple_interpreters"), slots.get("gil")
+    mi: Any = slots.get("multiple_interpreters")
+    gil: Any = slots.get("gil")
     return {
         "multiple_interpreters": mi, "multiple_interpreters_text": _MULTIPLE_INTERPRETERS.get(mi),
         "gil": gil, "gil_text": _GIL.get(gil),
@@ -113,7 +114,7 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
     k, t = args.interpreters, args.threads
     step = runner.battery(module, config, "threads", k, t)
     failure = step_failure(step, module, config, k, t, args.timeout)
-    outputs: list[dict[str, Any]] = []
+    outputs = []
     if failure is None:
         outputs, error = _entry_outputs(step, module, config)
         if error:
@@ -212,7 +213,7 @@ def _analyse_memory(row: dict[str, Any], data: dict[str, Any]) -> None:
     rounds = len(data["module"]["growth"])
 
     def per_lifetime(series: str) -> float:
-        return sum(data[series]["growth"]) / 1024 / max(rounds, 1)
+        return float(sum(data[series]["growth"])) / 1024 / max(rounds, 1)
 
     module_kib, control_kib = per_lifetime("module"), per_lifetime("control")
     row["memory"] = {"rounds": rounds, "module_kib": round(module_kib, 1),

@@ -47,7 +47,7 @@ def _prepare(spec: dict[str, Any]) -> None:
     for name in spec.get("block_modules", ()):
         # CPython defects, see quirks.py: keep the pure-Python fallbacks in this interpreter.
         if name != spec["module"]:
-            sys.modules.setdefault(name, None)  # type: ignore[assignment]
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _not_found(name: str, exc: BaseException) -> bool:

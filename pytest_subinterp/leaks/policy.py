@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp.analysis import BatteryOutcome, inner_output
 from pytest_subinterp.leaks.sequence import MAX_BATTERIES
 from pytest_subinterp.leaks.verdict import per_call_leaked
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import TemplateControl
 
 # A shape of template batteries: config, interpreters, threads, rounds, and whether unfrozen.
 Shape = tuple[str, int, int, int, bool]
@@ -28,8 +31,8 @@ Shape = tuple[str, int, int, int, bool]
 def per_call_leaks(outcome: BatteryOutcome) -> dict[str, dict[str, Any]]:
     """nodeid -> per-call data (interpreter 1's) of each test whose per-call detector fired."""
     found = {}
-    for slot in (outcome.result or {}).get("interpreters", []):
-        for nodeid, data in (inner_output(slot).get("leaks") or {}).items():
+    for slot in outcome.slots():
+        for nodeid, data in (inner_output(slot).get("leak_data") or {}).items():
             if per_call_leaked(data):
                 found[nodeid] = data
     return found
@@ -39,9 +42,9 @@ def keep_reproduced(outcome: BatteryOutcome, first: dict[str, dict[str, Any]],
                     again: dict[str, dict[str, Any]]) -> None:
     """Keep a per-call finding of the battery only where the second battery reproduced it (its
     figures are added to the message); otherwise set it aside in the data, unreported."""
-    for slot in (outcome.result or {}).get("interpreters", []):
+    for slot in outcome.slots():
         inner = inner_output(slot)
-        tests = inner.get("leaks") or {}
+        tests = inner.get("leak_data") or {}
         touched = [nodeid for nodeid in tests if nodeid in first and tests[nodeid].get("growth")]
         for nodeid in touched:
             data = tests[nodeid]
@@ -58,7 +61,7 @@ class LeakPolicy:
 
     def __init__(self) -> None:
         # Control measurements of template batteries, per shape (see cached_control).
-        self.template_controls: dict[Shape, dict[str, Any] | None] = {}
+        self.template_controls: dict[Shape, TemplateControl | None] = {}
         # Test modules whose template batteries retain memory through frozen objects (below).
         self.unfreeze_modules: set[str] = set()
 
@@ -70,7 +73,7 @@ class LeakPolicy:
         return timeout * (1 if leaks == "off" else MAX_BATTERIES)
 
     def cached_control(self, shape: Shape,
-                       measure: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+                       measure: Callable[[], TemplateControl | None]) -> TemplateControl | None:
         """What the trivial control test retains in template interpreters of this shape (frozen
         or unfrozen before they end), measured by `measure` the first time.  Every child starts
         from the zygote's same memory, so it is measured once per shape; None when it cannot be
@@ -83,7 +86,7 @@ class LeakPolicy:
         """The battery of tests of `module`, run by `run_once(unfreeze)` as often as the policy
         needs; returns the outcome to report."""
         outcome = run_once(module in self.unfreeze_modules)
-        if ((outcome.result or {}).get("leaks") or {}).get("needs_unfrozen"):
+        if outcome.result is not None and outcome.result.get("leak_measurement", {}).get("needs_unfrozen"):
             # The template battery retained more than its control, possibly only through what
             # the test hung on frozen objects: run it again with the templates unfrozen before
             # they end, where retained memory means what it means in a fresh interpreter.  The

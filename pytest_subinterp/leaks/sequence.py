@@ -10,10 +10,13 @@ sequential single-interpreter lifetimes (lifetime_series).  verdict.py judges th
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp import child
 from pytest_subinterp.leaks.verdict import suspicious
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest, HelperResult, LeakMeasurement
 
 SERIES_WARMUP = 1
 SERIES_MEASURED = 2
@@ -22,7 +25,7 @@ SERIES_MEASURED = 2
 MAX_BATTERIES = 3 + 2 * (SERIES_WARMUP + SERIES_MEASURED)
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+def run(request: BatteryRequest) -> HelperResult:
     """The battery `request` asks for, with its leak measurements: the template control (role
     "control"), or the test's battery in template or in fresh interpreters."""
     if request.get("role") == "control":
@@ -32,23 +35,23 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     return fresh_battery(request)
 
 
-def template_control(request: dict[str, Any]) -> dict[str, Any]:
+def template_control(request: BatteryRequest) -> HelperResult:
     """The control of template batteries: the trivial test in the inherited templates, measured.
     Every child forked from the zygote starts from the same memory, so one control serves every
     battery of the same shape (the controller caches it)."""
     before = process_memory()
     result = child.run_helper(request, request["control_spec"], "control", templates=True)
-    result["leaks"] = {"measured": difference(before, process_memory())}
+    result["leak_measurement"] = {"measured": difference(before, process_memory())}
     return result
 
 
-def template_battery(request: dict[str, Any]) -> dict[str, Any]:
+def template_battery(request: BatteryRequest) -> HelperResult:
     """The test's battery in the inherited templates, measured against the cached control (see
     template_control); when it retained more, the lifetime series decides, as without templates."""
     before = process_memory()
     result = child.run_helper(request, request["spec"], "test", templates=True)
     control = request["template_control"]
-    info: dict[str, Any] = {
+    info: LeakMeasurement = {
         "control": control["measured"],
         "test": difference(before, process_memory()),
         "control_errors": control["errors"],
@@ -60,11 +63,11 @@ def template_battery(request: dict[str, Any]) -> dict[str, Any]:
             lifetime_series(request, info)
         else:
             info["needs_unfrozen"] = True  # the controller runs it again unfrozen (policy.py)
-    result["leaks"] = info
+    result["leak_measurement"] = info
     return result
 
 
-def fresh_battery(request: dict[str, Any]) -> dict[str, Any]:
+def fresh_battery(request: BatteryRequest) -> HelperResult:
     """The test's battery between measurements, after a control battery (a trivial test, the
     same steps) that also absorbs the process's one-time costs; when the test retained more
     than the control, sequential single-interpreter lifetimes decide (verdict.py)."""
@@ -79,7 +82,7 @@ def fresh_battery(request: dict[str, Any]) -> dict[str, Any]:
     middle = process_memory()
     result = child.run_helper(request, request["spec"], "test")
     after = process_memory()
-    info: dict[str, Any] = {
+    info: LeakMeasurement = {
         "control": difference(before, middle),
         "test": difference(middle, after),
         "control_errors": child.errors_of(control),
@@ -88,14 +91,14 @@ def fresh_battery(request: dict[str, Any]) -> dict[str, Any]:
     if not result["hung"] and not control["hung"] and suspicious(
             info["test"], info["control"], request["interpreters"], request["config"]):
         lifetime_series(request, info)
-    result["leaks"] = info
+    result["leak_measurement"] = info
     return result
 
 
-def lifetime_series(request: dict[str, Any], info: dict[str, Any]) -> None:
+def lifetime_series(request: BatteryRequest, info: LeakMeasurement) -> None:
     """Sequential single-interpreter lifetimes (fresh interpreters), test and control alternating."""
-    quiet = {**request["spec"], "leaks": False}
-    quiet_control = {**request["control_spec"], "leaks": False}
+    quiet = {**request["spec"], "check_leaks": False}
+    quiet_control = {**request["control_spec"], "check_leaks": False}
     for index in range(SERIES_WARMUP + SERIES_MEASURED):
         start = process_memory()
         child.run_helper(request, quiet, "lifetime-test", single=True)
@@ -156,7 +159,10 @@ def process_memory() -> dict[str, int | None]:
 
 def difference(before: dict[str, int | None], after: dict[str, int | None]) -> dict[str, int | None]:
     """after - before, key by key (None where either is unknown)."""
-    return {key: (after[key] - before[key]) if after.get(key) is not None and before.get(key) is not None
-            else None for key in before}
+    changes: dict[str, int | None] = {}
+    for key, start in before.items():
+        end = after.get(key)
+        changes[key] = end - start if end is not None and start is not None else None
+    return changes
 
 

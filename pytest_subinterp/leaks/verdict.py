@@ -84,12 +84,14 @@ def suspicious(test: dict[str, int | None], control: dict[str, int | None], inte
                config: str = "isolated") -> bool:
     """Whether one battery grew more than its control (or than CPython's usual retention, when
     the control itself retained more: seen on 3.11 legacy): then a lifetime series decides."""
-    if test.get("malloc") is not None and control.get("malloc") is not None:
-        baseline = min(control["malloc"] / interpreters, TYPICAL_RETENTION.get(config, 0))
-        if test["malloc"] / interpreters - baseline >= BYTES_PER_LIFETIME_THRESHOLD:
+    test_malloc, control_malloc = test.get("malloc"), control.get("malloc")
+    if test_malloc is not None and control_malloc is not None:
+        baseline = min(control_malloc / interpreters, TYPICAL_RETENTION.get(config, 0))
+        if test_malloc / interpreters - baseline >= BYTES_PER_LIFETIME_THRESHOLD:
             return True
-    if test.get("fds") is not None and control.get("fds") is not None:
-        return test["fds"] - control["fds"] >= FDS_PER_LIFETIME_THRESHOLD
+    test_fds, control_fds = test.get("fds"), control.get("fds")
+    if test_fds is not None and control_fds is not None:
+        return test_fds - control_fds >= FDS_PER_LIFETIME_THRESHOLD
     return False
 
 
@@ -146,7 +148,7 @@ def _confirmed(confirm: dict[str, list[int]] | None, control: dict[str, list[int
                for v in values)
 
 
-def per_call_findings(test: dict[str, list[int]], control: dict[str, list[int]], config: str) -> list[Finding]:
+def per_call_findings(test: dict[str, Any], control: dict[str, list[int]], config: str) -> list[Finding]:
     """A leak when every measured batch grew more than the no-op control's batch did: by at
     least one GC-tracked object per call (a leaked list, dict, tuple or instance), one reference
     per call (debug builds), or BLOCKS_PER_CALL_THRESHOLD allocated blocks per call, and the

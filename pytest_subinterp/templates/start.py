@@ -12,13 +12,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_subinterp import child, quirks
 
 if TYPE_CHECKING:
     from pytest_subinterp.leaks.policy import LeakPolicy
     from pytest_subinterp.options import Settings
+    from pytest_subinterp.protocol import BatteryRequest, TemplateControl, TemplateRequest
     from pytest_subinterp.workermanage import Spawner, Zygote
 
 
@@ -32,7 +33,7 @@ class FreshStart:
         """Start the zygote now, so that its start-up overlaps the outer session's collection."""
         self.launcher.start_early([])
 
-    def prepare_request(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+    def prepare_request(self, request: BatteryRequest, settings: Settings, config_name: str) -> None:
         """Nothing to add: the child creates its interpreters and measures its own control."""
 
 
@@ -46,7 +47,7 @@ class TemplateStart:
         self.blocked_plugins = list(blocked_plugins)
         self.policy = policy  # caches the control per shape
 
-    def template_request(self, settings: Settings, config_name: str) -> dict[str, Any]:
+    def template_request(self, settings: Settings, config_name: str) -> TemplateRequest:
         """What the zygote needs to make the templates of this shape and config."""
         return {
             "config": config_name,
@@ -61,7 +62,7 @@ class TemplateStart:
         self.launcher.start_early([self.template_request(settings, config_name)
                                    for settings, config_name in shapes])
 
-    def prepare_request(self, request: dict[str, Any], settings: Settings, config_name: str) -> None:
+    def prepare_request(self, request: BatteryRequest, settings: Settings, config_name: str) -> None:
         """Let the zygote run this battery in template interpreters, where it holds them; with
         leak checks the battery also needs the (cached) control of its shape."""
         if not self.launcher.holds_templates:
@@ -76,21 +77,21 @@ class TemplateStart:
             else:
                 request["template_control"] = control
 
-    def _measure_control(self, request: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    def _measure_control(self, request: BatteryRequest, settings: Settings) -> TemplateControl | None:
         """What the trivial control test retains in template interpreters of this request's
         shape (leaks/sequence.py's template_control); None when it cannot be measured (no
         templates, or the control itself failed)."""
         directory = self.new_dir()
-        control_request = {**request, "dir": str(directory), "role": "control"}
+        control_request: BatteryRequest = {**request, "dir": str(directory), "role": "control"}
         exit_info = self.launcher.run(control_request, settings.timeout)
         result = child.read_result(directory)
         shutil.rmtree(directory, ignore_errors=True)
         usable = (exit_info.templates and exit_info.exit_code == 0 and result is not None
                   and not result["hung"])
-        return {
-            "measured": result["leaks"]["measured"],
-            "errors": child.errors_of(result),
-        } if usable and result is not None else None
+        if not usable or result is None:
+            return None
+        return {"measured": result.get("leak_measurement", {}).get("measured", {}),
+                "errors": child.errors_of(result)}
 
 
 def make_start(start: str, launcher: Zygote | Spawner, new_dir: Callable[[], Path],
