@@ -216,3 +216,20 @@ SESSION_STOPPED = (
     "test ran (exit code {code}), as plain pytest would on the same error:\n{output}"
 )
 
+# Why a test failed in some calls (session._find_cause): its confirmation battery with one
+# thread per interpreter passed (thread-safety) or failed too (isolation / sub-interpreter).
+CAUSES = {
+    "thread-safety": (
+        "thread-safety failure: with one thread per interpreter ({interps} threads, one round, {config}) the "
+        "test passed; it fails only with several threads in one interpreter: the test or the code under "
+        "test is not thread-safe (as pytest-run-parallel would find), not an isolation defect"
+    ),
+    "isolation": (
+        "isolation failure: it fails with one thread per interpreter too ({interps} threads, one round, "
+        "{config}): state is shared between interpreters (C statics, cached objects, a single-phase module)"
+    ),
+    "sub-interpreter": (
+        "it fails in a single {config} sub-interpreter from a single thread: the code does not work in a "
+        "sub-interpreter at all (or the test fails anyway)"
+    ),
+}

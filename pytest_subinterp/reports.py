@@ -55,6 +55,9 @@ class Collected:
     fallbacks: dict[tuple[str, str], tuple[list[int], str]] = field(default_factory=dict)
     # One per battery that ran to its end: what its record proves (proof.py).
     proofs: list[Proof] = field(default_factory=list)
+    # Of a test that failed in some calls: "thread-safety", "isolation" or "sub-interpreter"
+    # (session._find_cause's confirmation battery).
+    cause: str | None = None
 
     def unproven(self) -> list[Proof]:
         """The batteries whose record does not show every expected call passed (all of them,
@@ -221,6 +224,8 @@ def _combine_phase(
         extra["subinterp_warnings"] = list(collected.warnings)
         extra["subinterp_leak_warnings"] = list(collected.leak_warnings)
         extra["subinterp_shape"] = collected.shape
+        if collected.cause is not None:
+            extra["subinterp_cause"] = collected.cause
     return pytest.TestReport(
         nodeid=item.nodeid,
         location=item.location,
@@ -272,6 +277,7 @@ def build_reports(item: pytest.Item, collected: Collected, settings_where: dict[
         "batteries": collected.batteries,
         "leaks": collected.leak_figures,
         "proof": [{"config": proof.config, **proof.counts()} for proof in collected.proofs],
+        "cause": collected.cause,
     }
     at_end = collected.verdict in (Verdict.LEFT_THREAD, Verdict.CRASHED, Verdict.HUNG)
     if not setup.passed or at_end and teardown.failed:

@@ -22,6 +22,7 @@ from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
 from pytest_subinterp.templates.start import make_start
+from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import make_launcher
 
 if TYPE_CHECKING:
@@ -132,6 +133,14 @@ def _outer_plugin_modules(config: pytest.Config) -> list[str]:
     return modules
 
 
+def cause_of(passed_alone: bool, interpreters: int) -> str:
+    """'thread-safety' when the test passed with one thread per interpreter, else 'isolation'
+    (K >= 2: it fails with one thread in each interpreter) or 'sub-interpreter' (K = 1)."""
+    if passed_alone:
+        return "thread-safety"
+    return "isolation" if interpreters > 1 else "sub-interpreter"
+
+
 def _skip_location(item: pytest.Item, reason: str | None) -> tuple[str, int, str]:
     """A skip's (path, line, reason) as pytest shows it: 1-based line of the test."""
     return (str(item.path), (item.location[1] or 0) + 1, reason or "")
@@ -208,6 +217,8 @@ class BatteryController:
                 entry.notes.append(("subinterp", reason))
         for config_name in configs:
             self._run_config(runnable, settings, config_name, collected)
+            for item in runnable:
+                self._find_cause(item, settings, config_name, collected[item.nodeid])
         where = {"n_interps": settings.interpreters, "n_threads": settings.threads, "n_rounds": settings.rounds}
         for item in runnable:
             entry = collected[item.nodeid]
@@ -221,6 +232,29 @@ class BatteryController:
             ]
             results[item.nodeid] = reports.build_reports(item, entry, where)
         return results
+
+    def _find_cause(self, item: pytest.Item, settings: Settings, config_name: str,
+                    collected: reports.Collected) -> None:
+        """Thread safety or isolation?  When the test failed in some calls of this config, one
+        confirmation battery runs it with one thread per interpreter (K threads, one round): if
+        that passes, the failure needs several threads in one interpreter; if it fails too, it
+        happens with one thread per interpreter (state shared between interpreters, or a test
+        that fails in any sub-interpreter)."""
+        failed = [proof for proof in collected.proofs if proof.config == config_name and "failed" in proof.problems]
+        if not failed or collected.cause is not None or any(
+                s.verdict in (Verdict.CRASHED, Verdict.HUNG) for s in collected.synthetic):
+            return
+        single = settings.replace(threads=settings.interpreters, rounds=1, leaks="off", scope="test")
+        if settings.threads <= settings.interpreters and settings.rounds == 1:
+            passed = False  # the battery itself already ran one thread per interpreter
+        else:
+            confirm = {item.nodeid: reports.Collected()}
+            self._run_config([item], single, config_name, confirm)
+            outcome = confirm[item.nodeid]
+            passed = bool(outcome.proofs) and all(proof.ok for proof in outcome.proofs) and not outcome.synthetic
+        collected.cause = cause_of(passed, settings.interpreters)
+        collected.notes.append(("subinterp cause", messages.CAUSES[collected.cause].format(
+            config=config_name, interps=settings.interpreters)))
 
     def _early_reports(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport] | None:
         """Reports for a test that needs no battery (skipped or unrunnable), else None."""

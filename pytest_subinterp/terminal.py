@@ -17,9 +17,13 @@ class VerdictSummary:
 
     def __init__(self) -> None:
         self.verdicts: dict[str, Verdict] = {}
+        self.causes: dict[str, str] = {}  # thread-safety | isolation | sub-interpreter
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Remember the verdict carried by a report of a marked test."""
+        cause = getattr(report, "subinterp_cause", None)
+        if cause is not None:
+            self.causes[report.nodeid] = cause
         value = getattr(report, "subinterp_verdict", None)
         if value is None:
             return
@@ -44,7 +48,8 @@ class VerdictSummary:
             terminal.write_line(f"{verdict.summary_title}: {len(nodeids)}")
             if verdict.is_problem or terminal.verbosity > 0:
                 for nodeid in nodeids:
-                    terminal.write_line(f"    {nodeid}")
+                    cause = self.causes.get(nodeid)
+                    terminal.write_line(f"    {nodeid}" + (f" ({cause})" if cause else ""))
 
 
 class ShapeStatus:

@@ -40,7 +40,7 @@ def _check_schema(data: dict) -> None:
     assert data["schema_version"] == 1
     assert isinstance(data["python"], str) and isinstance(data["exitstatus"], int)
     for test in data["tests"]:
-        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries", "leaks", "proof"}
+        assert set(test) == {"nodeid", "verdict", "outcome", "shape", "batteries", "leaks", "proof", "cause"}
         for proof in test["proof"]:  # one per battery that ran to its end
             assert proof["expected_calls"] >= 1 and proof["recorded_calls"] >= 0
         for battery in test["batteries"]:
@@ -106,7 +106,7 @@ def test_verdict_summary_counts(pytester: pytest.Pytester) -> None:
         "crashed: 1",
         "    *::test_crashes",
         "failed in an interpreter/thread: 1",
-        "    *::test_fails",
+        "    *::test_fails (isolation)",  # one thread per interpreter already fails: not thread safety
         "passed: 1",
     ])
     result.stdout.no_fnmatch_line("*test_plain*")  # unmarked tests have no verdict

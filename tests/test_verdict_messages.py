@@ -45,3 +45,41 @@ def test_unhandled_exception_in_a_thread_is_not_a_failure(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*get_object_traceback*")
+
+
+CAUSE_TESTS = """
+import time
+import pytest
+import static_state_ext
+
+state = {"busy": False}
+
+@pytest.mark.subinterp(leaks="off")
+def test_not_thread_safe():
+    # two threads of one interpreter inside at once: only with several threads per interpreter
+    assert not state["busy"], "another thread of this interpreter is inside"
+    state["busy"] = True
+    time.sleep(0.05)
+    state["busy"] = False
+
+@pytest.mark.subinterp(leaks="off", threads=4, interpreters=2)
+def test_shared_static():
+    # one C counter for every interpreter: fails with one thread per interpreter too
+    assert static_state_ext.exec_count() == 1
+"""
+
+
+def test_cause_thread_safety_or_isolation(subinterp_pytester: pytest.Pytester) -> None:
+    """A failure in some calls gets a confirmation battery with one thread per interpreter."""
+    subinterp_pytester.makepyfile(test_causes=CAUSE_TESTS)
+    result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-report=r.json")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*thread-safety failure: with one thread per interpreter (2 threads, one round*"])
+    result.stdout.fnmatch_lines(["*isolation failure: it fails with one thread per interpreter too*"])
+    result.stdout.fnmatch_lines(["*test_causes.py::test_not_thread_safe (thread-safety)",
+                                 "*test_causes.py::test_shared_static (isolation)"])
+    import json
+
+    causes = {t["nodeid"].split("::")[-1]: t["cause"]
+              for t in json.loads((subinterp_pytester.path / "r.json").read_text())["tests"]}
+    assert causes == {"test_not_thread_safe": "thread-safety", "test_shared_static": "isolation"}
