@@ -83,3 +83,21 @@ def test_cause_thread_safety_or_isolation(subinterp_pytester: pytest.Pytester) -
     causes = {t["nodeid"].split("::")[-1]: t["cause"]
               for t in json.loads((subinterp_pytester.path / "r.json").read_text())["tests"]}
     assert causes == {"test_not_thread_safe": "thread-safety", "test_shared_static": "isolation"}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="isolated interpreters from 3.12")
+def test_heap_corruption_text_in_an_extension_is_not_blamed_on_cpython(subinterp_pytester: pytest.Pytester) -> None:
+    """Before: 'free(): invalid pointer' in an extension's own Py_mod_exec was 'a known defect of
+    CPython 3.13.0 itself ... the extension is not shown to be at fault' (text alone matched)."""
+    subinterp_pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.subinterp(leaks="off", threads=2, interpreters=2)
+        def test_imports_it():
+            import abort_in_exec_ext
+    """)
+    result = subinterp_pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*subinterp worker crashed with SIGABRT*"])
+    result.stdout.no_fnmatch_line("*known defect of CPython*")
+    result.stdout.fnmatch_lines(["*the native stack of the crashing thread has frames in *abort_in_exec_ext*"])
