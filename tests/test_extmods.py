@@ -30,7 +30,8 @@ except ImportError:  # --import-mode=importlib does not put tests/ on sys.path
 
 # One module per planted leak (issue 4): each detector of the leak checks has its own culprit.
 LEAK_MODULES = ("malloc_leak_ext", "ref_leak_ext", "static_type_ext", "cached_static_ext", "fd_leak_ext")
-MODULES = ("good_ext", "single_phase_ext", "static_state_ext", "crash_on_end_ext", "gilstate_ext", *LEAK_MODULES)
+MODULES = ("good_ext", "single_phase_ext", "static_state_ext", "crash_on_end_ext", "gilstate_ext",
+           "abort_in_exec_ext", *LEAK_MODULES)
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # examples/demo_ext builds byte-identical copies of these sources under other module names.
 DEMO_COPIES = {
@@ -39,6 +40,7 @@ DEMO_COPIES = {
     "static_state_ext": ("_static_state",),
     "crash_on_end_ext": ("_crash_on_end",),
     "gilstate_ext": ("_gilstate",),
+    "abort_in_exec_ext": (),  # not shipped by the demo
     **{name: () for name in LEAK_MODULES},  # not shipped by the demo
 }
 

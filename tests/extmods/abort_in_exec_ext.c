@@ -25,7 +25,7 @@ abort_in_exec_ext_corrupt_heap(void)
 }
 
 static int
-abort_in_exec_ext_exec(PyObject *module)
+abort_in_exec_ext_exec(PyObject *Py_UNUSED(module))
 {
     if (__atomic_add_fetch(&imports, 1, __ATOMIC_SEQ_CST) > 1) {
         return abort_in_exec_ext_corrupt_heap();
