@@ -287,3 +287,21 @@ def test_check_does_not_import_pytest():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["results"][0]["verdict"] == "ok"
+
+
+@needs_isolated
+def test_package_with_a_swallowed_refusal_is_a_fallback(extmods_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """A package that catches its extension's refusal and uses pure Python imports fine: check
+    reports the fallback, as the plugin does in tests (before: 0 of 15 found on real packages)."""
+    package = tmp_path / "fallback_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "try:\n    from single_phase_ext import add\nexcept ImportError:\n    def add(a, b):\n        return a + b\n")
+    result = check("fallback_pkg", "--config", "isolated", "--json", "--memory-rounds", "0",
+                   env_path=pathlib.Path(f"{extmods_dir}{os.pathsep}{tmp_path}"))
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["import"] == "ok" and row["verdict"] == "fallback", row["problems"]
+    (problem,) = row["problems"]
+    assert problem["message"].startswith("'fallback_pkg' imported in an isolated sub-interpreter, but its extension "
+                                         "module 'single_phase_ext' was refused there")
+    assert result.returncode == 1

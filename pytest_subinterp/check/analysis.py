@@ -101,7 +101,7 @@ def check_one(runner: Runner, module: str, config: str) -> dict[str, Any]:
         _analyse_import_error(row, out, module, config)
         return _finish(row)
     row["import"] = "ok"
-    blocked = quirks.blocked_modules(config)
+    blocked = out.get("blocked_used") or []
     if blocked:
         row["notes"].append(check_messages.BLOCKED_STDLIB.format(
             modules=", ".join(blocked), config=config, version=compat.python_version()))
@@ -143,7 +143,8 @@ def _analyse_fallbacks(row: dict[str, Any], out: dict[str, Any], module: str, co
             continue
         advice_text = advice.refusal_message(refusal["module"], config, refusal["message"], refusal.get("path"))
         _problem(row, CheckVerdict.FALLBACK, check_messages.FALLBACK.format(
-            module=module, refused=refusal["module"], config=config, advice=advice_text))
+            module=module, refused=refusal["module"], article=advice.article(config), config=config,
+            advice=advice_text))
 
 
 def _analyse_import_error(row: dict[str, Any], out: dict[str, Any], module: str, config: str) -> None:
@@ -155,7 +156,11 @@ def _analyse_import_error(row: dict[str, Any], out: dict[str, Any], module: str,
             module=module, config=config, error=row["error"]))
     elif out["error_type"] == "ImportError" and quirks.is_subinterpreter_refusal(out["error"]):
         row["import"] = "refused"
-        message = advice.refusal_message(module, config, out["error"], out.get("path"), quote=True)
+        # The extension the recorder saw refused (the package's own module, e.g. psutil's
+        # _psutil_linux), with its file: the advice is given in its generator's terms.
+        refused = next((r for r in out.get("refusals", ()) if r["message"] == out["error"]), None)
+        path = refused["path"] if refused else out.get("path")
+        message = advice.refusal_message(module, config, out["error"], path, quote=True)
         defect = quirks.match_known_defect(out["error"], config)
         if defect is not None:
             message = check_messages.REFUSED_KNOWN_DEFECT.format(refusal=message, defect=crash.defect_note(defect))

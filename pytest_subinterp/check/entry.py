@@ -28,6 +28,9 @@ from pytest_subinterp import compat
 
 ENTRY = "pytest_subinterp.check.entry:run"
 MEMORY_RESULT_FILE = "memory.json"
+# A blocked stdlib extension module -> the pure-Python module its users import in its place.
+BLOCKED_FALLBACKS = {"_datetime": "_pydatetime", "_decimal": "_pydecimal", "_hashlib": "hashlib",
+                     "_tracemalloc": "tracemalloc", "readline": "rlcompleter"}
 # Objects of these types are CPython's own business when shared (small ints, interned strings).
 _VALUE_TYPES = (str, bytes, int, float, complex, bool, type(None))
 # Per-interpreter importlib objects, never the extension's.
@@ -86,6 +89,7 @@ def _import_once(spec: dict[str, Any]) -> dict[str, Any]:
     name = spec["module"]
     helper = _helper()
     helper.set_phase("import")
+    before = set(sys.modules)
     try:
         module = importlib.import_module(name)
     except BaseException as exc:  # noqa: BLE001 - every outcome is reported
@@ -99,6 +103,11 @@ def _import_once(spec: dict[str, Any]) -> dict[str, Any]:
             "path": getattr(exc, "path", None),
         }
     out: dict[str, Any] = {"imported": True, **describe(module)}
+    # The stdlib modules this import wanted but pytest-subinterp blocked (quirks.py): their
+    # pure-Python replacement was imported instead.
+    new = set(sys.modules) - before
+    out["blocked_used"] = [blocked for blocked in spec.get("block_modules", ())
+                           if BLOCKED_FALLBACKS.get(blocked) in new]
     if out["init"] == "single-phase":
         helper.breadcrumb(f"single-phase {name}")  # quirks.py: CPython's own crashes at end
     return out

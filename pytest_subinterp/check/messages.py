@@ -68,7 +68,7 @@ LEAKED = (
 ALL_FINE = "{count} module(s) fine under {configs}"
 SOME_FAILED = "{failed} of {count} module/config check(s) not fine; see the notes above"
 FALLBACK = (
-    "'{module}' imported in a {config} sub-interpreter, but its extension module '{refused}' was refused "
+    "'{module}' imported in {article} {config} sub-interpreter, but its extension module '{refused}' was refused "
     "there and the package fell back to pure Python: its C code is not what runs. {advice}"
 )
 BLOCKED_STDLIB = (
