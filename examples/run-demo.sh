@@ -12,8 +12,8 @@ make_venv "$VERSION" "$venv"
 "$venv/bin/python" -m pip install -q --no-build-isolation "$ROOT/examples/demo_ext"
 set +e
 cd "$ROOT/examples"
-echo "=== 1. The demo's tests as plain pytest runs them: all pass (the defects do not show)"
-"$venv/bin/python" -m pytest -p no:cacheprovider -p no:subinterp -q tests
+echo "=== 1. The demo's tests as plain pytest runs them: all pass (the defects do not show; the deadlock is left out, plain pytest would hang on it)"
+"$venv/bin/python" -m pytest -p no:cacheprovider -p no:subinterp -q tests --deselect tests/test_demo.py::test_deadlock
 echo
 echo "=== 2. Without any test: can each C module be loaded in sub-interpreters at all?"
 "$venv/bin/python" -m pytest_subinterp check subinterp_demo._good subinterp_demo._single_phase \
