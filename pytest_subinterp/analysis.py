@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from pytest_subinterp import advice, compat, crash, messages, proof, quirks, reports
+from pytest_subinterp.child import EXIT_HUNG_GIL_HELD
 from pytest_subinterp.leaks import verdict as leak_verdict
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
-from pytest_subinterp.child import EXIT_HUNG_GIL_HELD
 from pytest_subinterp.workermanage import ChildExit, hard_deadline_grace
 
 TAIL_CHARS = 20000
@@ -143,7 +143,8 @@ def battery_record(settings: Settings, outcome: BatteryOutcome, generation: int 
             "max_rss_kb": outcome.exit.max_rss_kb,
             "zygote_rss_kb": outcome.exit.zygote_rss_kb,
         },
-        "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline,
+        "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline
+        or (not result and outcome.exit.exit_code == EXIT_HUNG_GIL_HELD),
         "crash_phase": culprit.user_phase if culprit else None,
         "crash_where": {"interpreter": culprit.interp, "thread": culprit.thread, "round": culprit.round}
         if culprit else None,

@@ -194,7 +194,10 @@ class Zygote:
         except (EOFError, OSError, ValueError):
             ready = None
         if ready is None or not ready.get("ready"):
-            code = self.proc.poll()
+            try:
+                code = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
             reason = (f"it {_status_text(code)} before it was ready" if code is not None
                       else f"it was not ready within {ZYGOTE_START_TIMEOUT_S:g} s")
             self.close()
