@@ -61,10 +61,12 @@ def _set_parent_death_signal_ctypes(signum: int) -> bool:
         return False
 
 
-def end_with_parent(expected_parent: int, signum: int, on_orphan: Any = None) -> None:
+def end_with_parent(expected_parent: int, signum: int, on_orphan: Any = None, watch: bool = True) -> None:
     """Make this process end when `expected_parent` does: the kernel's parent-death signal, or
-    a watching thread.  A parent that died before the signal was armed is caught by comparing
-    getppid() afterwards: then `on_orphan()` runs (default: exit at once)."""
+    a watching thread (`watch`; the zygote watches its stdin instead: a thread would make every
+    later fork a fork of a multi-threaded process).  A parent that died before the signal was
+    armed is caught by comparing getppid() afterwards: then `on_orphan()` runs (default: exit at
+    once)."""
 
     def orphaned() -> None:
         if on_orphan is not None:
@@ -74,13 +76,13 @@ def end_with_parent(expected_parent: int, signum: int, on_orphan: Any = None) ->
     armed = _set_parent_death_signal(signum)
     if os.getppid() != expected_parent:
         orphaned()
-    if not armed:
-        def watch() -> None:
+    if not armed and watch:
+        def watching() -> None:
             while os.getppid() == expected_parent:
                 time.sleep(WATCH_INTERVAL_S)
             orphaned()
 
-        threading.Thread(target=watch, name="pytest-subinterp parent watch", daemon=True).start()
+        threading.Thread(target=watching, name="pytest-subinterp parent watch", daemon=True).start()
 
 
 def kill_group(pid: int) -> None:

@@ -215,7 +215,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, _controller_gone)
     parent = os.environ.get(lifecycle.PARENT_ENV)
     if parent:
-        lifecycle.end_with_parent(int(parent), signal.SIGTERM, on_orphan=lifecycle.remove_workdir)
+        lifecycle.end_with_parent(int(parent), signal.SIGTERM, on_orphan=lifecycle.remove_workdir, watch=False)
     serve(sys.stdin, sys.stdout, argv[0] if argv else "fork")
     sys.stdout.flush()
     # Never finalize: CPython aborts at exit while template interpreters are alive.

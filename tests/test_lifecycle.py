@@ -287,3 +287,21 @@ def test_zygote_ensure_started_raises_runtime_error_with_the_reason(tmp_path: Pa
     with pytest.raises(RuntimeError, match="exited with code 1 before it was ready"):
         zygote.ensure_started()
     zygote.close()
+
+
+@pytest.mark.unit
+def test_sigterm_becomes_keyboard_interrupt_only_over_the_default_handler():
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        handler = lifecycle.TerminateAsInterrupt()
+        handler.install()
+        assert not handler.installed and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        handler.install()
+        assert handler.installed
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM received"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM ends pytest
+    finally:
+        signal.signal(signal.SIGTERM, previous)
