@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 /* ---- rendezvous ---- */
@@ -435,8 +436,18 @@ subinterp_run_battery(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwa
     hung = subinterp_wait_threads(b, timeout);
     if (hung) {
         subinterp_breadcrumb("hang timeout=%g", timeout);
-        subinterp_dump_all_stacks(b);
+        int stuck = subinterp_dump_all_stacks(b);
+        if (stuck) {
+            subinterp_dump_stacks_without_gil(b);
+        }
         subinterp_breadcrumb("hang-dump-done");
+        if (stuck && !b->isolated) {
+            /* The GIL a battery thread holds forever is the main interpreter's too (legacy
+               interpreters share it): Py_END_ALLOW_THREADS would wait for it forever, so the
+               hang is reported by this exit code and the breadcrumbs instead of a result. */
+            subinterp_breadcrumb("hang-gil-held");
+            _exit(SUBINTERP_EXIT_HUNG_GIL_HELD);
+        }
     }
     else {
         for (int i = 0; i < b->n_creators_started; i++) {

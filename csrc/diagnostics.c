@@ -10,6 +10,7 @@
 #include <frameobject.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* ---- breadcrumbs ---- */
 
@@ -129,9 +133,10 @@ subinterp_dumper_main(void *raw)
     return NULL;
 }
 
-void
+int
 subinterp_dump_all_stacks(battery *b)
 {
+    int stuck = 0;
     for (int i = 0; i < b->n_interps; i++) {
         interp_slot *slot = &b->slots[i];
         if (slot->interp == NULL || slot->ended) {
@@ -139,6 +144,12 @@ subinterp_dump_all_stacks(battery *b)
         }
         subinterp_breadcrumb("stack ---- interpreter %d/%d (%s) ----", i + 1, b->n_interps,
                              b->isolated ? "isolated" : "legacy");
+        if (stuck && !b->isolated) {
+            /* Legacy interpreters share one GIL: the holder that kept the first dumper out keeps
+               every other one out too, and each try would cost the report 2 s more. */
+            subinterp_breadcrumb("stack interpreter %d: the shared GIL is held (see above)", i + 1);
+            continue;
+        }
         /* The dumper is detached and leaked on purpose: if a thread holds the interpreter's GIL
            forever, attaching never returns, and the child process is about to exit anyway. */
         dumper_arg *arg = calloc(1, sizeof(dumper_arg));
@@ -164,11 +175,160 @@ subinterp_dump_all_stacks(battery *b)
         int finished = arg->finished;
         pthread_mutex_unlock(&b->mu);
         if (!finished) {
+            stuck++;
             subinterp_breadcrumb("stack interpreter %d: its GIL was not released within 2 s (a "
                                  "thread holds it: a deadlock or a long C call with the GIL held)",
                                  i + 1);
         }
     }
+    return stuck;
+}
+
+/* ---- stacks without the GIL ---- */
+
+/* When a thread holds a GIL forever, nothing can attach to read its frames.  Each battery thread
+   is then asked, by a signal, to write its own native stack and (where CPython lets us read
+   frames without the GIL, as faulthandler does) its Python stack, into a non-blocking pipe; the
+   watchdog copies the pipe into the breadcrumbs afterwards, as "stack " lines. */
+#define SUBINTERP_STACK_SIGNAL SIGURG /* default action: ignored, so a stray one is harmless */
+
+static int subinterp_stack_pipe[2] = {-1, -1};
+static volatile sig_atomic_t subinterp_stack_written = 0;
+
+static void subinterp_signal_safe_write(int fd, const char *text);
+#if SUBINTERP_WALK_CRASHING_FRAMES
+static void subinterp_signal_safe_python_stack(int fd, PyThreadState *ts);
+#endif
+
+static void
+subinterp_stack_handler(int sig)
+{
+    (void)sig;
+    int saved_errno = errno;
+    int fd = subinterp_stack_pipe[1];
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    subinterp_signal_safe_write(fd, "native stack, most recent call first:\n");
+    backtrace_symbols_fd(frames, n, fd);
+#if SUBINTERP_CAN_DUMP_CRASHING_THREAD || SUBINTERP_WALK_CRASHING_FRAMES
+    /* Only the thread state this OS thread runs: before 3.12 the unchecked current thread state
+       is the process's GIL holder, which is exactly the thread that does not let go. */
+    PyThreadState *ts = subinterp_current_ts_or_null();
+    if (ts != NULL && ts->thread_id == PyThread_get_thread_ident()) {
+#if SUBINTERP_CAN_DUMP_CRASHING_THREAD
+        subinterp_signal_safe_write(fd, "Python stack, read without the GIL:\n");
+        _Py_DumpTraceback(fd, ts);
+#else
+        subinterp_signal_safe_python_stack(fd, ts);
+#endif
+    }
+#endif
+    subinterp_stack_written = 1;
+    errno = saved_errno;
+}
+
+/* Copy what one thread wrote into the pipe into "stack " breadcrumbs. */
+static void
+subinterp_drain_stack_pipe(void)
+{
+    char buf[8192];
+    char line[400];
+    size_t used = 0;
+    ssize_t got;
+    while ((got = read(subinterp_stack_pipe[0], buf, sizeof(buf))) > 0) {
+        for (ssize_t k = 0; k < got; k++) {
+            if (buf[k] == '\n' || used + 1 >= sizeof(line)) {
+                line[used] = '\0';
+                subinterp_breadcrumb("stack   %s", line);
+                used = 0;
+                if (buf[k] == '\n') {
+                    continue;
+                }
+            }
+            line[used++] = buf[k];
+        }
+    }
+    if (used > 0) {
+        line[used] = '\0';
+        subinterp_breadcrumb("stack   %s", line);
+    }
+}
+
+static void
+subinterp_dump_one_thread(pthread_t thread, const char *who)
+{
+    subinterp_breadcrumb("stack %s, read without its GIL:", who);
+    subinterp_stack_written = 0;
+    if (pthread_kill(thread, SUBINTERP_STACK_SIGNAL) != 0) {
+        subinterp_breadcrumb("stack   (the thread has exited)");
+        return;
+    }
+    for (int waited = 0; !subinterp_stack_written && waited < 500; waited++) {
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    if (!subinterp_stack_written) {
+        subinterp_breadcrumb("stack   (no answer within 0.5 s)");
+    }
+    subinterp_drain_stack_pipe();
+}
+
+void
+subinterp_dump_stacks_without_gil(battery *b)
+{
+    if (pipe(subinterp_stack_pipe) != 0) {
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        fcntl(subinterp_stack_pipe[k], F_SETFL, fcntl(subinterp_stack_pipe[k], F_GETFL) | O_NONBLOCK);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = subinterp_stack_handler;
+    sa.sa_flags = SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SUBINTERP_STACK_SIGNAL, &sa, NULL) != 0) {
+        return;
+    }
+#if !SUBINTERP_CAN_DUMP_CRASHING_THREAD && !SUBINTERP_WALK_CRASHING_FRAMES
+    subinterp_breadcrumb("stack (this Python exports no way to read Python frames without the "
+                         "GIL: native stacks only)");
+#endif
+    char who[96];
+    for (int i = 0; i < b->n_creators_started; i++) {
+        snprintf(who, sizeof(who), "creator thread of interpreter %d/%d (fixtures / inner pytest)",
+                 i + 1, b->n_interps);
+        subinterp_dump_one_thread(b->creator_threads[i], who);
+    }
+    for (int t = 0; t < b->n_workers_started; t++) {
+        snprintf(who, sizeof(who), "battery thread %d/%d", t + 1, b->n_threads);
+        subinterp_dump_one_thread(b->worker_threads[t], who);
+    }
+}
+
+/* ---- parent death ---- */
+
+SUBINTERP_DOC(subinterp_set_parent_death_signal_doc,
+"set_parent_death_signal(signum) -> bool\n\n"
+"Ask the kernel to send signum to this process when the thread that forked it exits (Linux\n"
+"prctl PR_SET_PDEATHSIG; cleared by fork, so every child arms its own).  False where the\n"
+"platform has no such signal: the caller then watches its parent itself.");
+
+PyObject *
+subinterp_set_parent_death_signal(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int signum;
+    if (!PyArg_ParseTuple(args, "i:set_parent_death_signal", &signum)) {
+        return NULL;
+    }
+#ifdef PR_SET_PDEATHSIG
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)signum, 0, 0, 0) != 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
 }
 
 /* ---- crash handler ---- */
@@ -220,6 +380,13 @@ subinterp_append_int(char *buf, size_t pos, size_t cap, int value)
 }
 
 static void
+subinterp_signal_safe_write(int fd, const char *text)
+{
+    ssize_t ignored = write(fd, text, strlen(text));
+    (void)ignored;
+}
+
+static void
 subinterp_signal_safe_crash_line(int sig)
 {
     if (subinterp_progress_fd < 0) {
@@ -246,11 +413,11 @@ subinterp_signal_safe_crash_line(int sig)
 /* Write a str for the crash report as _Py_DumpASCII does: ASCII as is, anything else escaped,
    at most 500 characters; no allocation. */
 static void
-subinterp_signal_safe_str(PyObject *text)
+subinterp_signal_safe_str(int fd, PyObject *text)
 {
     char buf[16];
     if (text == NULL || !PyUnicode_Check(text) || !PyUnicode_IS_READY(text)) {
-        ssize_t ignored = write(subinterp_progress_fd, "???", 3);
+        ssize_t ignored = write(fd, "???", 3);
         (void)ignored;
         return;
     }
@@ -272,7 +439,7 @@ subinterp_signal_safe_str(PyObject *text)
                 buf[n++] = hex[(ch >> shift) & 0xf];
             }
         }
-        ssize_t ignored = write(subinterp_progress_fd, buf, n);
+        ssize_t ignored = write(fd, buf, n);
         (void)ignored;
     }
 }
@@ -281,29 +448,29 @@ subinterp_signal_safe_str(PyObject *text)
    (same lines, most recent call first, at most 100 frames), reading PyFrameObject fields and
    calling nothing that allocates or takes a lock. */
 static void
-subinterp_signal_safe_python_stack(PyThreadState *ts)
+subinterp_signal_safe_python_stack(int fd, PyThreadState *ts)
 {
     static const char header[] = "Stack (most recent call first):\n";
-    ssize_t ignored = write(subinterp_progress_fd, header, sizeof(header) - 1);
+    ssize_t ignored = write(fd, header, sizeof(header) - 1);
     int depth = 0;
     for (PyFrameObject *frame = ts->frame; frame != NULL; frame = frame->f_back, depth++) {
         if (depth >= 100) {
             static const char truncated[] = "  ...\n";
-            ignored = write(subinterp_progress_fd, truncated, sizeof(truncated) - 1);
+            ignored = write(fd, truncated, sizeof(truncated) - 1);
             break;
         }
         PyCodeObject *code = frame->f_code;
         char line[32];
         size_t pos = subinterp_append(line, 0, sizeof(line), "  File \"");
-        ignored = write(subinterp_progress_fd, line, pos);
-        subinterp_signal_safe_str(code->co_filename);
+        ignored = write(fd, line, pos);
+        subinterp_signal_safe_str(fd, code->co_filename);
         pos = subinterp_append(line, 0, sizeof(line), "\", line ");
         /* PyFrame_GetLineNumber reads the code's line table: no allocation in 3.10. */
         pos = subinterp_append_int(line, pos, sizeof(line), PyFrame_GetLineNumber(frame));
         pos = subinterp_append(line, pos, sizeof(line), " in ");
-        ignored = write(subinterp_progress_fd, line, pos);
-        subinterp_signal_safe_str(code->co_name);
-        ignored = write(subinterp_progress_fd, "\n", 1);
+        ignored = write(fd, line, pos);
+        subinterp_signal_safe_str(fd, code->co_name);
+        ignored = write(fd, "\n", 1);
     }
     (void)ignored;
 }
@@ -342,7 +509,7 @@ subinterp_fatal_handler(int sig)
 #if SUBINTERP_CAN_DUMP_CRASHING_THREAD
             _Py_DumpTraceback(subinterp_progress_fd, ts);
 #else
-            subinterp_signal_safe_python_stack(ts);
+            subinterp_signal_safe_python_stack(subinterp_progress_fd, ts);
 #endif
             static const char pyend[] = "python-stack-end\n";
             ignored = write(subinterp_progress_fd, pyend, sizeof(pyend) - 1);

@@ -43,6 +43,8 @@ static PyMethodDef subinterp_methods[] = {
      "Py_mod_gil slot values, METH_NOARGS function names of the module's PyModuleDef."},
     {"install_crash_handler", subinterp_install_crash_handler, METH_VARARGS,
      "install_crash_handler(fd): write crash and hang reports to fd (process-wide)."},
+    {"set_parent_death_signal", subinterp_set_parent_death_signal, METH_VARARGS,
+     subinterp_set_parent_death_signal_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -53,7 +55,8 @@ subinterp_exec(PyObject *module)
         PyModule_AddIntConstant(module, "CALL_FAILED", CALL_FAILED) < 0 ||
         PyModule_AddIntConstant(module, "CALL_NOT_RUN", CALL_NOT_RUN) < 0 ||
         PyModule_AddIntConstant(module, "CALL_ERROR", CALL_ERROR) < 0 ||
-        PyModule_AddIntConstant(module, "HAVE_ISOLATED", SUBINTERP_HAVE_CONFIG) < 0) {
+        PyModule_AddIntConstant(module, "HAVE_ISOLATED", SUBINTERP_HAVE_CONFIG) < 0 ||
+        PyModule_AddIntConstant(module, "EXIT_HUNG_GIL_HELD", SUBINTERP_EXIT_HUNG_GIL_HELD) < 0) {
         return -1;
     }
     return 0;

@@ -126,6 +126,11 @@ PyAPI_FUNC(void) _Py_DumpTraceback(int fd, PyThreadState *tstate);
 
 /* ---- types ---- */
 
+/* Exit code of a battery child whose hang could not be reported from Python: a battery thread
+   holds the GIL the main interpreter shares (legacy), so the main thread can never run Python
+   again (child.py EXIT_HUNG_GIL_HELD). */
+#define SUBINTERP_EXIT_HUNG_GIL_HELD 71
+
 enum { CALL_PASSED = 0, CALL_FAILED = 1, CALL_NOT_RUN = 2, CALL_ERROR = 3 };
 
 /* What one battery thread's call of the test body in one interpreter gave. */
@@ -265,7 +270,10 @@ SUBINTERP_INTERNAL PyObject *subinterp_battery_result(battery *b, int hung, doub
 
 SUBINTERP_INTERNAL void subinterp_breadcrumb(const char *fmt, ...);
 SUBINTERP_INTERNAL void subinterp_set_where(int interp, int thread, int round, const char *phase);
-SUBINTERP_INTERNAL void subinterp_dump_all_stacks(battery *b);
+SUBINTERP_INTERNAL int subinterp_dump_all_stacks(battery *b);
+SUBINTERP_INTERNAL void subinterp_dump_stacks_without_gil(battery *b);
+SUBINTERP_INTERNAL PyObject *subinterp_set_parent_death_signal(PyObject *module, PyObject *args);
+SUBINTERP_INTERNAL extern const char subinterp_set_parent_death_signal_doc[];
 SUBINTERP_INTERNAL PyObject *subinterp_install_crash_handler(PyObject *module, PyObject *args);
 
 /* ---- templates.c ---- */

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_subinterp import advice, compat, crash, messages, proof, quirks, reports
+from pytest_subinterp.child import EXIT_HUNG_GIL_HELD
 from pytest_subinterp.leaks import verdict as leak_verdict
 from pytest_subinterp.options import Settings
 from pytest_subinterp.verdicts import Verdict
-from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit
+from pytest_subinterp.workermanage import ChildExit, hard_deadline_grace
 
 if TYPE_CHECKING:
     from pytest_subinterp.protocol import HelperResult, InnerOutput, InterpreterSlot
@@ -151,7 +152,8 @@ def battery_record(settings: Settings, outcome: BatteryOutcome, generation: int 
             "max_rss_kb": outcome.exit.max_rss_kb,
             "zygote_rss_kb": outcome.exit.zygote_rss_kb,
         },
-        "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline,
+        "hung": bool(result.get("hung")) or outcome.exit.killed_after_deadline
+        or (not result and outcome.exit.exit_code == EXIT_HUNG_GIL_HELD),
         "crash_phase": culprit.user_phase if culprit else None,
         "crash_where": {"interpreter": culprit.interp, "thread": culprit.thread, "round": culprit.round}
         if culprit else None,
@@ -214,13 +216,17 @@ class Analyser:
                 Verdict.INFRASTRUCTURE))
             return
         crashed = result is None or outcome.exit.signal is not None or (outcome.exit.exit_code or 0) != 0
-        if result is not None and result.get("hung"):
+        gil_held = result is None and outcome.exit.exit_code == EXIT_HUNG_GIL_HELD
+        if (result is not None and result.get("hung")) or gil_held:
             self._add_hang(item, settings, outcome, collected)
             return
         if crashed:
             self._add_crash(item, settings, outcome, collected)
             return
         assert result is not None
+        if result.get("closed_std_fds"):
+            collected.synthetic.append(reports.Synthetic("call", messages.CLOSED_STD_STREAMS.format(
+                nodeid=item.nodeid, fds=", ".join(map(str, result["closed_std_fds"]))), Verdict.FAILED))
         records = [call for call in result.get("calls", ()) if generation is None or call["generation"] == generation]
         collected.proofs.append(proof.prove(outcome.config, settings.interpreters, settings.threads,
                                             settings.rounds, records,
@@ -253,8 +259,11 @@ class Analyser:
                                       settings.rounds, progress.battery)
         if outcome.exit.killed_after_deadline:
             text = messages.KILLED_AFTER_DEADLINE.format(
-                nodeid=item.nodeid, grace=HARD_DEADLINE_GRACE_S, timeout=settings.timeout, where=where_text)
+                nodeid=item.nodeid, grace=hard_deadline_grace(settings.interpreters), timeout=settings.timeout,
+                where=where_text)
             verdict = Verdict.HUNG
+            if progress.hang_stacks:
+                text += "\n" + "\n".join(progress.hang_stacks)
         else:
             how = crash.how_it_ended(outcome.exit.signal, outcome.exit.exit_code, progress)
             text = messages.CRASHED.format(how=how, nodeid=item.nodeid, where=where_text)
@@ -273,6 +282,8 @@ class Analyser:
                                     where=crash.where_text(where, outcome.config, settings.interpreters,
                                                            settings.threads, settings.rounds, progress.battery))
         stacks = "\n".join(progress.hang_stacks) or "(no Python stack could be read)"
+        if outcome.result is None and outcome.exit.exit_code == EXIT_HUNG_GIL_HELD:
+            text += "\n" + messages.HUNG_GIL_HELD
         sections = [("subinterp breadcrumbs", _tail(outcome.progress))]
         stderr = crash.without_cpython_noise(outcome.stderr)
         if stderr.strip():

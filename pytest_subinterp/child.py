@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_subinterp.protocol import BatteryRequest, HelperResult
 
+from pytest_subinterp import lifecycle
+
 ENTRY = "pytest_subinterp.inner:run"
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.log"
@@ -26,6 +28,9 @@ STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 ERROR_FILE = "child-error.txt"
 EXIT_INTERNAL_ERROR = 70
+# The battery hung with a thread holding the GIL the main interpreter shares (legacy): the C
+# watchdog wrote the stacks it could read without the GIL and ended the child with this code.
+EXIT_HUNG_GIL_HELD = 71
 
 
 def redirect_output(directory: Path) -> int:
@@ -77,7 +82,19 @@ def run_battery(request: BatteryRequest, populated: bool = False) -> None:
         result: HelperResult = sequence.run(request)
     else:
         result = run_helper(request, request["spec"], "test", templates=bool(request.get("use_templates")))
+    result["closed_std_fds"] = closed_std_fds()
     write_json_atomically(directory / RESULT_FILE, result)
+
+
+def closed_std_fds() -> list[int]:
+    """Which of fds 0, 1 and 2 the battery closed (the test's doing: the child left them open)."""
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    return closed
 
 
 def run_helper(request: BatteryRequest, spec: Mapping[str, Any], label: str, single: bool = False,
@@ -116,15 +133,31 @@ def errors_of(result: HelperResult) -> list[str]:
             if slot["entry_error"] or slot["create_error"]]
 
 
-def main_after_fork(request: BatteryRequest, populated: bool = False) -> None:
-    """Child side of a fork: run, then leave without running any at-exit code."""
+def after_fork(parent: int) -> None:
+    """First thing in a child of the zygote (or of pytest, spawned): the zygote's SIGTERM
+    handler is not ours, and the child ends when `parent` does (lifecycle.py).  SIGINT stays
+    ignored while the child is in the controller's process group (a spare child is)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    lifecycle.end_with_parent(parent, signal.SIGKILL)
+
+
+def main_after_fork(request: BatteryRequest, populated: bool = False, parent: int | None = None) -> None:
+    """Child side of a fork: run, then leave without running any at-exit code.  `parent`: the
+    pid of the process that forked this one (None: already armed, see after_fork)."""
     code = 0
     try:
+        if parent is not None:
+            after_fork(parent)
         if hasattr(os, "setpgid"):
             try:
                 os.setpgid(0, 0)  # the controller can kill anything the test started, too
             except PermissionError:
                 pass  # spawned with start_new_session: already a group leader
+        import signal
+
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # out of the terminal's group now
         run_battery(request, populated)
     except BaseException:  # noqa: BLE001 - the controller reports it
         code = EXIT_INTERNAL_ERROR
@@ -144,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     # interpreter first.  On 3.13.0, isolated interpreters that import _datetime before the main
     # interpreter did can abort when they end (docs/cpython-quirks.md, 3.13.0 _datetime).
     import pytest  # noqa: F401
-    main_after_fork(request)
+    parent = os.environ.get(lifecycle.PARENT_ENV)
+    main_after_fork(request, parent=int(parent) if parent else None)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ HUNG = (
     "Stacks of every thread of every interpreter that could be read follow. "
     "Raise the limit with @pytest.mark.subinterp(timeout=...) or --subinterp-timeout"
 )
+HUNG_GIL_HELD = (
+    "A battery thread holds the GIL that the main interpreter shares (legacy interpreters): no "
+    "thread could attach to read Python frames, so each thread wrote its own native stack (and, "
+    "where this Python allows it, its Python stack) from a signal handler, and the worker ended."
+)
 KILLED_AFTER_DEADLINE = (
     "'{nodeid}': the worker did not respond {grace:g} s after the {timeout:g} s timeout and was "
     "killed ({where}); a thread may hold a GIL forever"
@@ -194,6 +199,11 @@ HELPER_MISSING = (
     "Reinstall pytest-subinterp for this Python (pip install --force-reinstall pytest-subinterp)"
 )
 INFRASTRUCTURE = "pytest-subinterp could not run '{nodeid}': {error}"
+CLOSED_STD_STREAMS = (
+    "'{nodeid}' closed the process's standard stream(s) (fd {fds}): every interpreter and thread of "
+    "a battery shares fds 0, 1 and 2 with the process, so closing them breaks the output of all of "
+    "them; close only what the test opened, or redirect with os.dup2 and restore"
+)
 UNSUPPORTED_ITEM = (
     "'{nodeid}' is a {kind} item: pytest-subinterp runs only plain test functions in "
     "sub-interpreters (its body would not reach the battery threads)"

@@ -128,6 +128,7 @@ class HelperResult(TypedDict):
     generations: int
     wall_s: float
     leak_measurement: NotRequired[LeakMeasurement]
+    closed_std_fds: NotRequired[list[int]]  # set by the child: which of fds 0-2 the test closed
 
 
 class Refusal(TypedDict):

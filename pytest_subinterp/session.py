@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import child, compat, messages, quirks, reports
+from pytest_subinterp import child, compat, lifecycle, messages, quirks, reports
 from pytest_subinterp.analysis import Analyser, BatteryOutcome
 from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
@@ -153,7 +153,12 @@ class BatteryController:
         self.config = config
         self.settings = settings
         self.workdir = Path(tempfile.mkdtemp(prefix="pytest-subinterp-"))
-        self.launcher = make_launcher(config.invocation_params.dir, self.workdir, settings.start)
+        # Every process of the session carries this token (lifecycle.py); SIGTERM ends the
+        # session as Ctrl-C does, so that the interrupted path writes every report.
+        self.token = lifecycle.session_token()
+        self.terminate = lifecycle.TerminateAsInterrupt()
+        self.terminate.install()
+        self.launcher = make_launcher(config.invocation_params.dir, self.workdir, settings.start, self.token)
         # Which batteries run again before a leak is reported (leaks/policy.py).
         self.reruns = policy.LeakPolicy()
         # Fresh or template interpreters: the strategy fills in each request (templates/start.py).
@@ -173,9 +178,12 @@ class BatteryController:
                              *common_inner_args(config), str(self.control_dir / "test_subinterp_control.py")]
 
     def close(self) -> None:
-        """Stop the zygote and remove the battery directories."""
-        self.launcher.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        """Stop the running battery and the zygote, and remove the battery directories."""
+        try:
+            self.launcher.close()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.terminate.uninstall()
 
     def basetemp(self) -> Path:
         """Where inner sessions put tmp_path directories (inside the outer basetemp)."""
@@ -266,7 +274,11 @@ class BatteryController:
         configs, reason = configs_to_run(settings)
         if not configs:
             return reports.simple_reports(item, "skipped", _skip_location(item, reason))
-        helper_error = self.launcher.ensure_started()
+        try:
+            helper_error = self.launcher.ensure_started()
+        except RuntimeError as exc:  # the zygote could not start: this test's error, not pytest's
+            return reports.simple_reports(item, "failed", messages.INFRASTRUCTURE.format(nodeid=item.nodeid,
+                                                                                         error=exc))
         if helper_error:
             return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
         return None
@@ -353,7 +365,9 @@ class BatteryController:
         }
         self.start_strategy.prepare_request(request, settings, config_name)
         start = time.perf_counter()
-        exit_info = self.launcher.run(request, self.reruns.child_timeout(settings.leaks, settings.timeout))
+        # The timeout holds for each battery the child runs (leak checks run several): the
+        # launcher's deadline restarts at each one's breadcrumb (workermanage.PhaseClock).
+        exit_info = self.launcher.run(request, settings.timeout)
         wall = time.perf_counter() - start
         result = child.read_result(directory)
         outcome = BatteryOutcome(

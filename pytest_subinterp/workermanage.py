@@ -18,9 +18,49 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Seconds the child gets beyond the test timeout to dump stacks and write its result.
-HARD_DEADLINE_GRACE_S = 15.0
+from pytest_subinterp import lifecycle
+from pytest_subinterp.child import PROGRESS_FILE
+
+# Seconds a child gets beyond the timeout of the phase it is in (one battery of the leak
+# sequence, see PhaseClock) to dump stacks and write its result, plus DUMP_S per interpreter
+# (the hang dump waits up to 2 s for each interpreter's GIL, diagnostics.c).
+HARD_DEADLINE_GRACE_S = 5.0
+DUMP_S = 2.0
 ZYGOTE_START_TIMEOUT_S = 120.0
+POLL_S = 0.25  # how often the controller looks at a running child's breadcrumbs
+PHASE_MARK = b"\nbattery "  # breadcrumb of each battery the child starts (child.run_helper)
+
+
+def hard_deadline_grace(interpreters: int) -> float:
+    """What a hung child gets beyond its phase's timeout before the controller kills it."""
+    return HARD_DEADLINE_GRACE_S + DUMP_S * max(1, interpreters)
+
+
+class PhaseClock:
+    """The controller's deadline for a running child: `timeout` + `grace` from the start of
+    the phase the child is in.  A child with leak checks runs several batteries (warm-up,
+    control, test, lifetime series); each one's ``battery <label>`` breadcrumb starts a new
+    phase, so a hang is reported one timeout after the battery that hangs started, never after
+    a multiple of the timeout, and even when the child itself cannot answer (a GIL held)."""
+
+    def __init__(self, progress: Path | None, timeout: float, grace: float) -> None:
+        self.progress = progress
+        self.limit = timeout + grace
+        self.phase_started = time.monotonic()
+        self.phases = 0
+
+    def deadline(self) -> float:
+        """When the current phase runs out (re-read from the breadcrumbs)."""
+        if self.progress is not None:
+            try:
+                text = b"\n" + self.progress.read_bytes()
+            except OSError:
+                text = b""
+            phases = text.count(PHASE_MARK)
+            if phases > self.phases:
+                self.phases = phases
+                self.phase_started = time.monotonic()
+        return self.phase_started + self.limit
 
 
 @dataclass
@@ -75,26 +115,46 @@ class _LineReader:
 
 
 def _kill_child(pid: int) -> None:
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    lifecycle.kill_group(pid)
+
+
+def _progress_path(request: dict[str, Any]) -> Path | None:
+    return Path(request["dir"]) / PROGRESS_FILE if request.get("dir") else None
+
+
+def _status_text(status: int | None) -> str:
+    if status is None:
+        return "ended"
+    if status < 0:
         try:
-            kill()
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with code {status}"
+
+
+ZYGOTE_DIED = ("the pytest-subinterp zygote (pid {pid}) {how} while this test's battery ran in its "
+               "child {child}: the test itself may have killed it (it is the parent of the battery "
+               "child: os.getppid()); the session goes on with a new zygote")
+ZYGOTE_DID_NOT_START = "the pytest-subinterp zygote could not start: {reason}; see {log}"
 
 
 class Zygote:
     """A forking server of battery children (POSIX)."""
 
-    def __init__(self, cwd: Path, log_dir: Path, mode: str = "fork") -> None:
+    def __init__(self, cwd: Path, log_dir: Path, mode: str = "fork", token: str | None = None) -> None:
         self.cwd = cwd
         self.mode = mode  # "template": the zygote holds template interpreters (zygote.py)
+        self.log_dir = log_dir
         self.log_path = log_dir / "zygote-stderr.log"
+        self.token = token or lifecycle.session_token()
         self.proc: subprocess.Popen[bytes] | None = None
         self.reader: _LineReader | None = None
         self.helper_error: str | None = None
         self.holds_templates = False
         self.ready = False
         self.next_id = 0
+        self.running: int | None = None  # pid of the battery child running now
 
     def start_early(self, templates: list[dict[str, Any]]) -> None:
         """Start the zygote without waiting for it, and ask it to prepare these templates
@@ -121,67 +181,110 @@ class Zygote:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=self.cwd,
+                env=lifecycle.child_environment(self.token, str(self.log_dir)),
             )
         assert self.proc.stdout is not None
         self.reader = _LineReader(self.proc.stdout.fileno())
         self.ready = False
 
     def _wait_ready(self) -> None:
-        assert self.reader is not None
-        ready = self.reader.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
+        assert self.reader is not None and self.proc is not None
+        try:
+            ready = self.reader.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
+        except (EOFError, OSError, ValueError):
+            ready = None
         if ready is None or not ready.get("ready"):
-            raise RuntimeError(f"the pytest-subinterp zygote did not start; see {self.log_path}")
+            try:
+                code = self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+            reason = (f"it {_status_text(code)} before it was ready" if code is not None
+                      else f"it was not ready within {ZYGOTE_START_TIMEOUT_S:g} s")
+            self.close()
+            raise RuntimeError(ZYGOTE_DID_NOT_START.format(reason=reason, log=self.log_path))
         self.helper_error = ready.get("helper_error")
         self.holds_templates = bool(ready.get("templates"))
         self.ready = True
 
     def ensure_started(self) -> str | None:
-        """Start the zygote if needed; returns the C helper's import error, if any."""
-        if self.proc is None or self.proc.poll() is not None:
+        """Start the zygote if needed; returns the C helper's import error, if any; raises
+        RuntimeError (with the reason) when the zygote cannot start."""
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.close()
+                self._spawn()
+            if not self.ready:
+                self._wait_ready()
+        except OSError as exc:
             self.close()
-            self._spawn()
-        if not self.ready:
-            self._wait_ready()
+            raise RuntimeError(ZYGOTE_DID_NOT_START.format(reason=exc, log=self.log_path)) from None
         return self.helper_error
 
     def run(self, request: dict[str, Any], timeout: float) -> ChildExit:
-        """Run one battery; returns how its child ended."""
+        """Run one battery; returns how its child ended.  `timeout`: per phase (PhaseClock)."""
         try:
             self.ensure_started()
-        except (RuntimeError, EOFError, OSError) as exc:
+        except RuntimeError as exc:
             return ChildExit(None, infrastructure_error=str(exc))
         assert self.proc is not None and self.proc.stdin is not None and self.reader is not None
         self.next_id += 1
+        pid = None
         try:
             self._send({"id": self.next_id, "request": request})
             started = self.reader.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
             if started is None:
                 raise EOFError("the zygote did not fork a child in time")
-            pid = started["pid"]
+            pid = self.running = started["pid"]
             templates = {"templates": bool(started.get("templates")),
                          "template_error": started.get("template_error")}
-            deadline = time.monotonic() + timeout + HARD_DEADLINE_GRACE_S
-            finished = self.reader.read(deadline)
-            if finished is not None:
-                return ChildExit(finished["status"], max_rss_kb=finished.get("max_rss_kb"),
-                                 zygote_rss_kb=finished.get("zygote_rss_kb"), **templates)
+            clock = PhaseClock(_progress_path(request), timeout,
+                               hard_deadline_grace(int(request.get("interpreters", 1))))
+            while True:
+                finished = self.reader.read(min(clock.deadline(), time.monotonic() + POLL_S))
+                if finished is not None:
+                    self.running = None
+                    return ChildExit(finished["status"], max_rss_kb=finished.get("max_rss_kb"),
+                                     zygote_rss_kb=finished.get("zygote_rss_kb"), **templates)
+                if time.monotonic() >= clock.deadline():
+                    break
             _kill_child(pid)
             finished = self.reader.read(time.monotonic() + 30)
+            self.running = None
             return ChildExit(finished["status"] if finished else None, killed_after_deadline=True,
                              **templates)
         except (EOFError, OSError, ValueError) as exc:
+            if pid is not None:
+                _kill_child(pid)
+            error = f"the pytest-subinterp zygote failed: {exc}"
+            if pid is not None and self.proc is not None:
+                try:
+                    code = self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                error = ZYGOTE_DIED.format(pid=self.proc.pid, how=_status_text(code), child=pid)
+            self.running = None
             self.close()
-            return ChildExit(None, infrastructure_error=f"the pytest-subinterp zygote failed: {exc}")
+            return ChildExit(None, infrastructure_error=error)
+        except BaseException:
+            # KeyboardInterrupt (Ctrl-C, or SIGTERM through lifecycle.TerminateAsInterrupt):
+            # the battery stops now, with whatever it started.
+            if pid is not None:
+                _kill_child(pid)
+            raise
 
     def close(self) -> None:
-        """Stop the zygote."""
+        """Stop the zygote: first the running battery's process group, then the zygote itself
+        (an exit command; it kills its spare child); never a long wait."""
+        if self.running is not None:
+            _kill_child(self.running)
+            self.running = None
         if self.proc is None:
             return
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.write(b'{"cmd": "exit"}\n')
                 self.proc.stdin.close()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired, ValueError):
             self.proc.kill()
             self.proc.wait()
@@ -191,17 +294,29 @@ class Zygote:
         self.ready = False
 
 
-def run_process(argv: list[str], cwd: Path, deadline_s: float, env: dict[str, str] | None = None) -> ChildExit:
-    """Run `argv` as a new session (process group) and wait; after `deadline_s` seconds kill the
-    whole group.  Used for spawned batteries and for ``check``'s memory child."""
+def run_process(argv: list[str], cwd: Path, deadline_s: float, env: dict[str, str] | None = None,
+                progress: Path | None = None, grace: float = 0.0) -> ChildExit:
+    """Run `argv` as a new session (process group) and wait; after `deadline_s` seconds (per
+    phase when `progress` is given, see PhaseClock, plus `grace`) kill the whole group.  Used for
+    spawned batteries and for ``check``'s memory child."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True)
+    clock = PhaseClock(progress, deadline_s, grace)
+    killed = False
     try:
-        proc.wait(timeout=deadline_s)
-        killed = False
-    except subprocess.TimeoutExpired:
+        while True:
+            try:
+                proc.wait(timeout=max(0.0, min(clock.deadline() - time.monotonic(), POLL_S)))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= clock.deadline():
+                    _kill_child(proc.pid)
+                    proc.wait()
+                    killed = True
+                    break
+    except BaseException:
         _kill_child(proc.pid)
         proc.wait()
-        killed = True
+        raise
     code = proc.returncode
     status = (-code) if code < 0 else (code << 8)  # the os.waitpid encoding
     return ChildExit(status, killed_after_deadline=killed)
@@ -215,8 +330,10 @@ class Spawner:
     def start_early(self, templates: list[dict[str, Any]]) -> None:
         """Nothing to start ahead."""
 
-    def __init__(self, cwd: Path, log_dir: Path) -> None:
+    def __init__(self, cwd: Path, log_dir: Path, token: str | None = None) -> None:
         self.cwd = cwd
+        self.log_dir = log_dir
+        self.token = token or lifecycle.session_token()
 
     def ensure_started(self) -> str | None:
         """Check that the C helper imports in this Python."""
@@ -227,19 +344,21 @@ class Spawner:
         return None
 
     def run(self, request: dict[str, Any], timeout: float) -> ChildExit:
-        """Run one battery in a new process."""
+        """Run one battery in a new process (`timeout` per phase, see PhaseClock)."""
         request_path = Path(request["dir"]) / "request.json"
         request_path.write_text(json.dumps(request))
         return run_process([sys.executable, "-m", "pytest_subinterp.child", str(request_path)], self.cwd,
-                           timeout + HARD_DEADLINE_GRACE_S)
+                           timeout, env=lifecycle.child_environment(self.token, str(self.log_dir)),
+                           progress=_progress_path(request),
+                           grace=hard_deadline_grace(int(request.get("interpreters", 1))))
 
     def close(self) -> None:
         """Nothing to stop."""
 
 
-def make_launcher(cwd: Path, log_dir: Path, start: str = "template") -> Zygote | Spawner:
+def make_launcher(cwd: Path, log_dir: Path, start: str = "template", token: str | None = None) -> Zygote | Spawner:
     """The zygote where fork is available (holding template interpreters for start=template),
-    else the spawner."""
+    else the spawner.  `token`: the session's PYTEST_SUBINTERP_SESSION (lifecycle.py)."""
     if hasattr(os, "fork") and start != "spawn":
-        return Zygote(cwd, log_dir, "template" if start == "template" else "fork")
-    return Spawner(cwd, log_dir)
+        return Zygote(cwd, log_dir, "template" if start == "template" else "fork", token)
+    return Spawner(cwd, log_dir, token)

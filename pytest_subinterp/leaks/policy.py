@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp.analysis import BatteryOutcome, inner_output
-from pytest_subinterp.leaks.sequence import MAX_BATTERIES
 from pytest_subinterp.leaks.verdict import per_call_leaked
 
 if TYPE_CHECKING:
@@ -64,13 +63,6 @@ class LeakPolicy:
         self.template_controls: dict[Shape, TemplateControl | None] = {}
         # Test modules whose template batteries retain memory through frozen objects (below).
         self.unfreeze_modules: set[str] = set()
-
-    @staticmethod
-    def child_timeout(leaks: str, timeout: float) -> float:
-        """How long a battery's child may take: with leak checks a child may run the control,
-        the test and a lifetime series, each under the timeout; a hang of the test is still
-        reported after one timeout."""
-        return timeout * (1 if leaks == "off" else MAX_BATTERIES)
 
     def cached_control(self, shape: Shape,
                        measure: Callable[[], TemplateControl | None]) -> TemplateControl | None:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_subinterp import child
+from pytest_subinterp import child, lifecycle
 
 TEMPLATE_ENTRY = "pytest_subinterp.templates.interpreter:prepare_template"
 # Templates per config the zygote keeps at most (each isolated one costs ~10 MB here).
@@ -92,25 +92,32 @@ class TemplateZygote:
             os.close(spare.request_fd)
             pid = spare.pid
         else:
+            parent = os.getpid()
             pid = self.helper.fork_keeping_templates()
             if pid == 0:
-                child.main_after_fork(request)
+                child.main_after_fork(request, parent=parent)
         if wanted is not None:
             self.spare = self._fork_spare()
         return pid
 
     def _fork_spare(self) -> Spare:
         read_fd, write_fd = os.pipe()
+        parent = os.getpid()
         pid = self.helper.fork_keeping_templates()
         if pid == 0:
             os.close(write_fd)
-            main_spare(read_fd)
+            main_spare(read_fd, parent)
         os.close(read_fd)
         return Spare(pid, write_fd, self.counts())
 
     def _dismiss(self, spare: Spare) -> None:
         os.close(spare.request_fd)  # the spare reads EOF and leaves
         os.waitpid(spare.pid, 0)
+
+    def kill_spare(self) -> None:
+        """Kill the spare child now (the zygote is going away)."""
+        if self.spare is not None:
+            lifecycle.kill_group(self.spare.pid)
 
     def discard_spare(self) -> None:
         """Let the spare child go (before new templates, and at exit)."""
@@ -119,12 +126,13 @@ class TemplateZygote:
             self.spare = None
 
 
-def main_spare(request_fd: int) -> None:
+def main_spare(request_fd: int, parent: int) -> None:
     """A spare child of the template zygote: copy the inherited memory now, while the current
     battery runs, then wait for a request (EOF: not needed after all)."""
     from pytest_subinterp import _subinterp
 
     try:
+        child.after_fork(parent)
         _subinterp.populate_memory()
         chunks = []
         while chunk := os.read(request_fd, 1 << 16):
@@ -134,4 +142,4 @@ def main_spare(request_fd: int) -> None:
         os._exit(child.EXIT_INTERNAL_ERROR)
     if not chunks:
         os._exit(0)
-    child.main_after_fork(json.loads(b"".join(chunks)), populated=True)
+    child.main_after_fork(json.loads(b"".join(chunks)), populated=True, parent=None)

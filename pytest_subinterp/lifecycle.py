@@ -1,0 +1,138 @@
+"""Every process the plugin starts ends with the session, however the session ends.
+
+- The zygote and every battery child ask the kernel for a signal when their parent dies (Linux
+  ``PR_SET_PDEATHSIG``, armed again after each fork, then checked against a parent that died
+  before it was armed); where that signal does not exist (macOS) a thread watches the parent.
+- The zygote's signal is SIGTERM: it kills its battery child's process group and its spare
+  child, removes the session's work dir and leaves.  A battery child's signal is SIGKILL.
+- Every process of a session carries ``PYTEST_SUBINTERP_SESSION=<token>`` in its environment
+  (the controller's value, or a new random one), so that a test or a CI script can find them.
+- SIGTERM to pytest, while batteries can run, becomes a KeyboardInterrupt in its main thread:
+  pytest's interrupted path writes the summary, junit and JSON files and the controller stops
+  its processes (see docs/lifecycle.md).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+SESSION_ENV = "PYTEST_SUBINTERP_SESSION"  # token shared by every process of one session
+PARENT_ENV = "PYTEST_SUBINTERP_PARENT"  # pid the zygote (or a spawned child) must outlive
+WORKDIR_ENV = "PYTEST_SUBINTERP_WORKDIR"  # what the zygote removes when its controller died
+WATCH_INTERVAL_S = 0.2  # parent watch where the kernel has no parent-death signal
+
+
+def session_token() -> str:
+    """The session's token: inherited from the environment (a test or a CI script chose it),
+    else a new random one."""
+    return os.environ.get(SESSION_ENV) or secrets.token_hex(8)
+
+
+def child_environment(token: str, workdir: str) -> dict[str, str]:
+    """The environment of a process the controller starts (the zygote, a spawned child)."""
+    return {**os.environ, SESSION_ENV: token, PARENT_ENV: str(os.getpid()), WORKDIR_ENV: workdir}
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    try:
+        from pytest_subinterp import _subinterp
+    except ImportError:
+        return _set_parent_death_signal_ctypes(signum)
+    return bool(_subinterp.set_parent_death_signal(signum))
+
+
+def _set_parent_death_signal_ctypes(signum: int) -> bool:
+    """Without the C helper (it failed to build or load): the same prctl through ctypes."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, signum, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def end_with_parent(expected_parent: int, signum: int, on_orphan: Any = None, watch: bool = True) -> None:
+    """Make this process end when `expected_parent` does: the kernel's parent-death signal, or
+    a watching thread (`watch`; the zygote watches its stdin instead: a thread would make every
+    later fork a fork of a multi-threaded process).  A parent that died before the signal was
+    armed is caught by comparing getppid() afterwards: then `on_orphan()` runs (default: exit at
+    once)."""
+
+    def orphaned() -> None:
+        if on_orphan is not None:
+            on_orphan()
+        os._exit(0)
+
+    armed = _set_parent_death_signal(signum)
+    if os.getppid() != expected_parent:
+        orphaned()
+    if not armed and watch:
+        def watching() -> None:
+            while os.getppid() == expected_parent:
+                time.sleep(WATCH_INTERVAL_S)
+            orphaned()
+
+        threading.Thread(target=watching, name="pytest-subinterp parent watch", daemon=True).start()
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group `pid` leads (a battery child and whatever its test started),
+    or the process alone when it leads none."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+def remove_workdir() -> None:
+    """The zygote's cleanup when its controller died: the session's work dir."""
+    workdir = os.environ.get(WORKDIR_ENV)
+    if workdir and os.path.basename(workdir).startswith("pytest-subinterp-"):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class TerminateAsInterrupt:
+    """SIGTERM -> KeyboardInterrupt in the main thread, while installed (only over the default
+    handler: a handler someone else installed is theirs)."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                return
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        except (ValueError, OSError, AttributeError):
+            return
+        self.installed = True
+
+    def uninstall(self) -> None:
+        if not self.installed:
+            return
+        try:
+            if signal.getsignal(signal.SIGTERM) == self._handle:
+                signal.signal(signal.SIGTERM, self.previous)
+        except (ValueError, OSError):
+            pass
+        self.installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        # Once: a second SIGTERM during the interrupted path ends the process as usual.
+        self.uninstall()
+        raise KeyboardInterrupt(f"pytest-subinterp: {signal.Signals(signum).name} received")
