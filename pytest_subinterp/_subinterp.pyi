@@ -64,3 +64,6 @@ def module_slots(module: object) -> dict[str, Any] | None:
 
 def install_crash_handler(fd: int) -> None:
     """Write crash reports (signal, where, native and Python stacks) and breadcrumbs to fd."""
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Linux: prctl(PR_SET_PDEATHSIG, signum) for this process; False where it does not exist."""

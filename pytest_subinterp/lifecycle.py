@@ -56,7 +56,7 @@ def _set_parent_death_signal_ctypes(signum: int) -> bool:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(1, signum, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+        return bool(libc.prctl(1, signum, 0, 0, 0) == 0)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return False
 

@@ -14,12 +14,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp import lifecycle
 from pytest_subinterp.child import PROGRESS_FILE
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest, TemplateRequest
 
 # Seconds a child gets beyond the timeout of the phase it is in (one battery of the leak
 # sequence, see PhaseClock) to dump stacks and write its result, plus DUMP_S per interpreter
@@ -111,14 +115,15 @@ class _LineReader:
                 raise EOFError("the zygote closed its pipe")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        message: dict[str, Any] = json.loads(line)
+        return message
 
 
 def _kill_child(pid: int) -> None:
     lifecycle.kill_group(pid)
 
 
-def _progress_path(request: dict[str, Any]) -> Path | None:
+def _progress_path(request: BatteryRequest) -> Path | None:
     return Path(request["dir"]) / PROGRESS_FILE if request.get("dir") else None
 
 
@@ -156,7 +161,7 @@ class Zygote:
         self.next_id = 0
         self.running: int | None = None  # pid of the battery child running now
 
-    def start_early(self, templates: list[dict[str, Any]]) -> None:
+    def start_early(self, templates: Sequence[TemplateRequest]) -> None:
         """Start the zygote without waiting for it, and ask it to prepare these templates
         before the first battery (see zygote.py); ensure_started() then waits for it."""
         if self.proc is not None:
@@ -220,7 +225,7 @@ class Zygote:
             raise RuntimeError(ZYGOTE_DID_NOT_START.format(reason=exc, log=self.log_path)) from None
         return self.helper_error
 
-    def run(self, request: dict[str, Any], timeout: float) -> ChildExit:
+    def run(self, request: BatteryRequest, timeout: float) -> ChildExit:
         """Run one battery; returns how its child ended.  `timeout`: per phase (PhaseClock)."""
         try:
             self.ensure_started()
@@ -235,8 +240,8 @@ class Zygote:
             if started is None:
                 raise EOFError("the zygote did not fork a child in time")
             pid = self.running = started["pid"]
-            templates = {"templates": bool(started.get("templates")),
-                         "template_error": started.get("template_error")}
+            used_templates = bool(started.get("templates"))
+            template_error: str | None = started.get("template_error")
             clock = PhaseClock(_progress_path(request), timeout,
                                hard_deadline_grace(int(request.get("interpreters", 1))))
             while True:
@@ -244,14 +249,15 @@ class Zygote:
                 if finished is not None:
                     self.running = None
                     return ChildExit(finished["status"], max_rss_kb=finished.get("max_rss_kb"),
-                                     zygote_rss_kb=finished.get("zygote_rss_kb"), **templates)
+                                     zygote_rss_kb=finished.get("zygote_rss_kb"), templates=used_templates,
+                                     template_error=template_error)
                 if time.monotonic() >= clock.deadline():
                     break
             _kill_child(pid)
             finished = self.reader.read(time.monotonic() + 30)
             self.running = None
             return ChildExit(finished["status"] if finished else None, killed_after_deadline=True,
-                             **templates)
+                             templates=used_templates, template_error=template_error)
         except (EOFError, OSError, ValueError) as exc:
             if pid is not None:
                 _kill_child(pid)
@@ -327,7 +333,7 @@ class Spawner:
 
     holds_templates = False
 
-    def start_early(self, templates: list[dict[str, Any]]) -> None:
+    def start_early(self, templates: Sequence[TemplateRequest]) -> None:
         """Nothing to start ahead."""
 
     def __init__(self, cwd: Path, log_dir: Path, token: str | None = None) -> None:
@@ -343,7 +349,7 @@ class Spawner:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    def run(self, request: dict[str, Any], timeout: float) -> ChildExit:
+    def run(self, request: BatteryRequest, timeout: float) -> ChildExit:
         """Run one battery in a new process (`timeout` per phase, see PhaseClock)."""
         request_path = Path(request["dir"]) / "request.json"
         request_path.write_text(json.dumps(request))

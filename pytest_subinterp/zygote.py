@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_subinterp import compat, lifecycle
 
 if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest
     from pytest_subinterp.templates.zygote import TemplateZygote
 
 
@@ -69,7 +70,7 @@ class PlainForker:
         """No templates for any request, and nothing to say why: none were possible."""
         return None, None
 
-    def fork(self, request: dict[str, Any], wanted: dict[str, Any] | None) -> int:
+    def fork(self, request: BatteryRequest, wanted: dict[str, Any] | None) -> int:
         """The pid of a new child that runs `request`."""
         parent = os.getpid()
         pid = os.fork()
@@ -101,7 +102,8 @@ class _Lines:
             if self.eof or not self.fill():
                 return None
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        message: dict[str, Any] = json.loads(line)
+        return message
 
     def fill(self) -> bool:
         """Read what is there (blocking); False at EOF."""

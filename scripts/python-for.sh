@@ -22,3 +22,13 @@ make_venv() {
     "$dir/bin/python" -m pip install -q "pybind11==3.1.0" "cython==3.3.1"
     "$dir/bin/python" -m pip install -q --no-build-isolation "$ROOT"
 }
+
+# make_lint_venv DIR: a venv with the pinned linters and pytest (mypy checks the plugin against
+# pytest's own types), for the package sources as they are.
+make_lint_venv() {
+    local dir=$1 python
+    python=$(python_for 3.13.0) || python=$(command -v python3)
+    "$python" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
+    "$dir/bin/python" -m pip install -q "ruff==0.17.6" "mypy==2.4.1" "pytest==9.2.0"
+}

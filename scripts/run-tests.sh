@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The test command: build pytest-subinterp for CPython 3.13, 3.12 (isolated + legacy) and 3.11
-# and 3.10 (legacy only) in fresh venvs, and run tests/ on each.  Usage: scripts/run-tests.sh [pytest args]
+# The test command: lint and type-check the package (ruff, mypy --strict), then build
+# pytest-subinterp for CPython 3.13, 3.12 (isolated + legacy) and 3.11 and 3.10 (legacy only) in
+# fresh venvs, and run tests/ on each.  Usage: scripts/run-tests.sh [pytest args]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/scripts/python-for.sh"
 VERSIONS=${SUBINTERP_PYTHONS:-"3.13.0 3.12.1 3.11.7 3.10.13"}
 status=0
+lint_venv="$ROOT/.venv-lint"
+echo "=== lint: ruff and mypy --strict (configuration in pyproject.toml)"
+make_lint_venv "$lint_venv"
+(cd "$ROOT" && "$lint_venv/bin/ruff" check pytest_subinterp tests benchmarks examples conftest.py)
+(cd "$ROOT" && "$lint_venv/bin/mypy")
 for version in $VERSIONS; do
     venv="$ROOT/.venv-test-$version"
     echo "=== CPython $version: installing pytest-subinterp into $venv"

@@ -16,11 +16,14 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp import child, quirks
 from pytest_subinterp.check import entry
 from pytest_subinterp.workermanage import HARD_DEADLINE_GRACE_S, ChildExit, make_launcher, run_process
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Runner:
         """One battery of entry.run in a zygote/spawned child.  Thread t visits interpreter
         (t + j) % K in round j: K rounds make every thread import in every interpreter."""
         directory = self._new_dir()
-        request = {
+        request: BatteryRequest = {
             "dir": str(directory), "cwd": str(Path.cwd()), "config": config,
             "interpreters": interps, "threads": threads, "rounds": interps,
             "timeout": self.args.timeout, "spec": self.spec(module, config, mode),

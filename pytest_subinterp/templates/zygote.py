@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_subinterp import child, lifecycle
+
+if TYPE_CHECKING:
+    from pytest_subinterp.protocol import BatteryRequest
 
 TEMPLATE_ENTRY = "pytest_subinterp.templates.interpreter:prepare_template"
 # Templates per config the zygote keeps at most (each isolated one costs ~10 MB here).
@@ -79,7 +82,7 @@ class TemplateZygote:
         if shapes and self.spare is None and errors[0] is None:
             self.spare = self._fork_spare()
 
-    def fork(self, request: dict[str, Any], wanted: dict[str, Any] | None) -> int:
+    def fork(self, request: BatteryRequest, wanted: dict[str, Any] | None) -> int:
         """The pid of the child that runs `request`: the spare when it fits, else a new one."""
         spare, self.spare = self.spare, None
         fits = (spare is not None and wanted is not None
