@@ -76,14 +76,30 @@ def run_battery(request: BatteryRequest, populated: bool = False) -> None:
     if request.get("use_templates") and not populated:
         # Ending the inherited templates would otherwise copy the pages one fault at a time.
         _subinterp.populate_memory()
-    if request.get("role") == "control" or request.get("leak_policy", "off") != "off":
+    from pytest_subinterp import resources
+
+    too_big = resources.shortfall(request["config"], request["interpreters"], request["threads"])
+    if too_big is not None:
+        result: HelperResult = unfit_result(request, too_big)
+    elif request.get("role") == "control" or request.get("leak_policy", "off") != "off":
         from pytest_subinterp.leaks import sequence
 
-        result: HelperResult = sequence.run(request)
+        result = sequence.run(request)
     else:
         result = run_helper(request, request["spec"], "test", templates=bool(request.get("use_templates")))
     result["closed_std_fds"] = closed_std_fds()
     write_json_atomically(directory / RESULT_FILE, result)
+
+
+def unfit_result(request: BatteryRequest, reason: str) -> HelperResult:
+    """The result of a battery that was not started because it cannot fit in this process
+    (resources.py): interpreter 1's creation fails with the reason, nothing else ran."""
+    error = (f"the battery was not started: it needs {reason}; lower interpreters=/threads= or give the "
+             f"process more memory")
+    return {"interpreters": [{"index": 0, "id": -1, "created": False, "ended": False, "create_error": error,
+                              "entry_output": None, "entry_error": None, "end_error": None,
+                              "create_s": 0.0, "run_s": 0.0, "end_s": 0.0}],
+            "calls": [], "hung": False, "generations": 0, "wall_s": 0.0}
 
 
 def closed_std_fds() -> list[int]:

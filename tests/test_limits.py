@@ -110,3 +110,29 @@ def test_too_large_marker_argument_is_a_collection_error(pytester: pytest.Pytest
     result.assert_outcomes(errors=1)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*test_big.py::test_a: {expected}*"])
+
+
+def test_battery_that_cannot_fit_is_a_creation_error_not_a_segfault(pytester: pytest.Pytester) -> None:
+    """Under 'ulimit -v' (3 GB), 200 isolated interpreters made CPython segfault in
+    Py_NewInterpreterFromConfig (the 81st, on 3.13.0); the child now refuses the battery first."""
+    import resource
+    import subprocess
+    import sys
+
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.subinterp(interpreters=200, threads=4, leaks="off")
+        def test_big():
+            pass
+    """)
+
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))
+
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], cwd=pytester.path,
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit_address_space)
+    assert "1 error" in proc.stdout, proc.stdout + proc.stderr
+    assert "could not create" in proc.stdout and "interpreter 1: the battery was not started: it needs about " in proc.stdout
+    assert "RLIMIT_AS, 'ulimit -v'" in proc.stdout
+    assert "SIGSEGV" not in proc.stdout
