@@ -58,7 +58,7 @@ def test_a_plugin_that_cannot_load_inside_is_left_out(pytester: pytest.Pytester,
     result.assert_outcomes(passed=2, errors=1)  # reported as a failed setup
     header = messages.PLUGINS_LEFT_OUT_HEADER.format(plugins="refusing_plugin (ImportError: module "
                                                      "refusing_plugin._core does not support loading in "
-                                                     "subinterpreters) [*]")
+                                                     "subinterpreters) *")
     result.stdout.fnmatch_lines([header])
     result.stdout.fnmatch_lines(["*'test_it.py::test_uses_its_fixture' needs the plugin 'refusing_plugin' "
                                  "(from refusing_plugin; fixture 'refusing_fixture'), which cannot load in *"
