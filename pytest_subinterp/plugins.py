@@ -197,12 +197,20 @@ def _in_roots(filename: str | None, plugin: OuterPlugin) -> bool:
                for root in plugin.roots)
 
 
+def _module_file(kind: type) -> str | None:
+    import sys
+
+    module = sys.modules.get(getattr(kind, "__module__", "") or "")
+    return getattr(module, "__file__", None)
+
+
 def _needs(item: pytest.Item, plugin: OuterPlugin) -> str | None:
     from pytest_subinterp import compat
 
     function = getattr(item, "obj", None)
     code = getattr(function, "__code__", None)
-    if _in_roots(getattr(code, "co_filename", None), plugin):
+    if _in_roots(getattr(code, "co_filename", None), plugin) or any(
+            _in_roots(_module_file(type(value)), plugin) for value in list(getattr(function, "__dict__", {}).values())):
         return "its test function is wrapped by the plugin"
     for name, definitions in compat.fixture_definitions(item).items():
         for definition in definitions:
