@@ -202,3 +202,52 @@ def rerun_plan(item: pytest.Item) -> tuple[int, float] | None:
     except (TypeError, ValueError):
         delay = 0.0
     return int(count), max(delay, 0.0)
+
+
+def fixture_definitions(item: pytest.Item) -> dict[str, Any]:
+    """{fixture name: its FixtureDefs} of every fixture `item` uses, directly or not
+    (``item._fixtureinfo.name2fixturedefs``, pytest 8.0 - 9.2); {} for items without it."""
+    info = getattr(item, "_fixtureinfo", None)
+    return dict(getattr(info, "name2fixturedefs", None) or {})
+
+
+def pytest_timeout_of(item: pytest.Item) -> tuple[float, str] | None:
+    """(seconds, where it comes from) of pytest-timeout's timeout for `item` (its --timeout, ini
+    or env, or @pytest.mark.timeout), or None without the plugin or a timeout.  Uses the plugin's
+    own reader ``pytest_timeout._get_item_settings`` (private, checked on 2.1 - 2.4), so that its
+    validation and precedence apply."""
+    module = item.config.pluginmanager.get_plugin("timeout")
+    reader = getattr(module, "_get_item_settings", None)
+    if reader is None:
+        return None
+    timeout = reader(item).timeout
+    if timeout is None or timeout <= 0:
+        return None
+    where = "@pytest.mark.timeout" if item.get_closest_marker("timeout") is not None else "--timeout"
+    return float(timeout), where
+
+
+def raw_test_function(function: Any) -> Any:
+    """The coroutine function of a test that pytest-asyncio wrapped to run synchronously in its own
+    loop (0.21 - 0.26 ``wrap_in_sync`` keeps it as ``_raw_test_func``; 1.x ``_synchronize_coroutine``
+    uses functools.wraps: ``__wrapped__``); `function` itself otherwise."""
+    import inspect
+
+    if inspect.iscoroutinefunction(function):
+        return function
+    for attribute in ("_raw_test_func", "__wrapped__"):
+        inner = getattr(function, attribute, None)
+        if inner is not None and inspect.iscoroutinefunction(inner):
+            return inner
+    return function
+
+
+def warnings_record_list() -> list[Any] | None:
+    """The list the innermost ``warnings.catch_warnings(record=True)`` appends to (pytest's own per
+    test, or the recwarn fixture's), or None.  CPython 3.10 - 3.13 install ``list.append`` as
+    ``warnings._showwarnmsg_impl`` (private); 3.14's context-aware warnings may differ: then None."""
+    import warnings
+
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    target = getattr(impl, "__self__", None)
+    return target if isinstance(target, list) else None

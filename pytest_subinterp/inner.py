@@ -155,6 +155,11 @@ class InnerPlugin:
         # pytest-rerunfailures is left out here (the controller re-runs whole batteries): its
         # marker stays known, for --strict-markers.
         config.addinivalue_line("markers", "flaky(reruns=1, reruns_delay=0): re-run by the controller")
+        # Every marker of the outer session (plugins left out here included: timeout, run-parallel's).
+        known = set(config.getini("markers"))
+        for line in self.spec.get("markers", ()):
+            if line not in known:
+                config.addinivalue_line("markers", line)
 
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
         wanted = self.spec["nodeids"]
@@ -186,9 +191,11 @@ class InnerPlugin:
         """Hand the test body to the battery threads; raise the first failure found."""
         import inspect
 
-        testfunction = pyfuncitem.obj
-        if inspect.iscoroutinefunction(testfunction) or inspect.isasyncgenfunction(testfunction):
+        testfunction = compat.raw_test_function(pyfuncitem.obj)
+        if inspect.isasyncgenfunction(testfunction):
             return None  # pytest (or an async plugin) reports it; the outer side fails it clearly
+        if inspect.iscoroutinefunction(testfunction):
+            testfunction = _in_own_event_loop(testfunction)
         funcargs = pyfuncitem.funcargs
         testargs = {arg: funcargs[arg] for arg in compat.fixture_argnames(pyfuncitem)}
         outcomes: dict[tuple[int, int], BaseException] = {}
@@ -211,7 +218,7 @@ class InnerPlugin:
             def call_once() -> None:
                 testfunction(**testargs)
 
-            self.check_leaks(pyfuncitem.nodeid, call_once if repeatable else None)
+            self.check_leaks(pyfuncitem.nodeid, call_once if repeatable else None, pyfuncitem)
         self._raise_outcome(pyfuncitem, records, outcomes)
         return True
 
@@ -235,13 +242,19 @@ class InnerPlugin:
         with open(f"{directory}/inner-{self.spec['config']}-{self.index}.jsonl", "a") as stream:
             stream.write(line + "\n")
 
-    def check_leaks(self, nodeid: str, call_once: Any) -> None:
+    def check_leaks(self, nodeid: str, call_once: Any, item: Any = None) -> None:
         """Measure the test's leaks while every interpreter is alive (leaks/measure.py); every
         interpreter calls this once per test, to keep the barriers in step."""
         from pytest_subinterp.leaks import measure
 
         self.leak_checked = True
-        self.leaks[nodeid] = measure.measure_test(_helper(), self.index, call_once)
+        accumulators = Accumulators(item) if item is not None and call_once is not None else None
+        try:
+            self.leaks[nodeid] = measure.measure_test(_helper(), self.index, call_once,
+                                                      accumulators.reset if accumulators else None)
+        finally:
+            if accumulators is not None:
+                accumulators.restore()
 
     def _raise_outcome(
         self, item: Any, records: list[dict[str, Any]], outcomes: dict[tuple[int, int], BaseException]
@@ -280,6 +293,70 @@ class InnerPlugin:
             raise first
         if skips and len(skips) == len(records):
             raise skips[0][1]
+
+
+class Accumulators:
+    """What keeps growing by design while the leak detector repeats a test body with one set of
+    fixtures: pytest's log capture handlers (and caplog's), the warnings being recorded (pytest's
+    own and recwarn's), mocker's patchers (kept until its teardown), captured output (capsys,
+    capfd).  reset() empties them before each measurement sample; restore() puts back what the
+    battery's calls had left in them, so that the report shows it."""
+
+    def __init__(self, item: Any) -> None:
+        import logging
+
+        # pytest's LogCaptureHandler / _LiveLoggingNullHandler: StreamHandlers with a records list.
+        self.handlers: list[tuple[Any, Any, Any]] = [
+            (handler, handler.records, getattr(handler, "stream", None)) for handler in logging.getLogger().handlers
+            if type(handler).__module__ == "_pytest.logging" and hasattr(handler, "records")]
+        self.warnings = compat.warnings_record_list()
+        self.kept_warnings = len(self.warnings) if self.warnings is not None else 0
+        values = list(getattr(item, "funcargs", {}).values())
+        self.mockers = [value for value in values
+                        if type(value).__module__.startswith("pytest_mock") and hasattr(value, "stopall")]
+        self.captures = [value for value in values if type(value).__name__ == "CaptureFixture"
+                         and hasattr(value, "readouterr")]
+        self.captured: list[tuple[Any, Any]] = []
+        for capture in self.captures:
+            self.captured.append(capture.readouterr())
+
+    def reset(self) -> None:
+        """Empty every accumulator (before a sample of the leak measurement)."""
+        import io
+
+        for handler, _records, _stream in self.handlers:
+            handler.records = []
+            handler.stream = io.StringIO()
+        if self.warnings is not None:
+            del self.warnings[self.kept_warnings:]
+        for mocker in self.mockers:
+            mocker.stopall()
+        for capture in self.captures:
+            capture.readouterr()
+
+    def restore(self) -> None:
+        """Put back what the battery's own calls left (the repetitions' additions are dropped)."""
+        self.reset()
+        for handler, records, stream in self.handlers:
+            handler.records = records
+            handler.stream = stream
+        for out, err in self.captured:
+            if out:
+                sys.stdout.write(out)
+            if err:
+                sys.stderr.write(err)
+
+
+def _in_own_event_loop(coroutine_function: Any) -> Any:
+    """A sync callable that runs the test coroutine to completion in a new event loop of the
+    calling thread (each battery thread drives its own call; pytest-asyncio's loop belongs to the
+    creator thread and cannot run in several threads at once)."""
+    import asyncio
+
+    def run(**kwargs: Any) -> None:
+        asyncio.run(coroutine_function(**kwargs))
+
+    return run
 
 
 def _protocol_wrapper(plugin: InnerPlugin) -> Any:

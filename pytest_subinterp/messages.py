@@ -209,8 +209,35 @@ UNSUPPORTED_ITEM = (
     "sub-interpreters (its body would not reach the battery threads)"
 )
 ASYNC_UNSUPPORTED = (
-    "'{nodeid}' is an async test function: pytest-subinterp cannot hand it to the battery "
-    "threads yet; write a sync test that runs the coroutine with asyncio.run()"
+    "'{nodeid}' is an async generator test function: pytest-subinterp runs coroutine tests (each "
+    "thread in its own event loop) but not async generators; make it an 'async def' test that returns"
+)
+ASYNC_NEEDS_INNER_PLUGIN = (
+    "'{nodeid}' is a {kind} item of {plugin}, which is left out of {config} sub-interpreters "
+    "({reason}): its async fixtures cannot be set up there; drop @pytest.mark.subinterp from this test"
+)
+# ---- the user's plugins (plugins.py, docs/compatibility.md) ----
+PLUGINS_LEFT_OUT_HEADER = "subinterp: plugins left out of the sub-interpreters (they cannot load there): {plugins}"
+PLUGIN_LEFT_OUT_NEEDED = (
+    "'{nodeid}' needs the plugin '{plugin}' (from {dist}; {via}), which cannot load in {config} "
+    "sub-interpreters: {reason}.  It is left out of them, so this test cannot run in a battery: run it "
+    "without @pytest.mark.subinterp (e.g. --subinterp-disabled), try "
+    "config=\"legacy\" if the plugin loads there, or ask the plugin's maintainers for sub-interpreter "
+    "support (docs/compatibility.md)"
+)
+PLUGIN_PROBE_DIED = (
+    "the probe of the plugins in a sub-interpreter did not finish (child status {status}; {stderr})"
+)
+TIMEOUT_FROM_PYTEST_TIMEOUT = (
+    "battery timeout {timeout:g} s from pytest-timeout ({where}), smaller than the subinterp timeout "
+    "{ours:g} s"
+)
+TIMEOUT_FROM_SUBINTERP = (
+    "battery timeout {ours:g} s from pytest-subinterp, smaller than pytest-timeout's {timeout:g} s ({where})"
+)
+ONE_THREAD_AT_A_TIME = (
+    "{threads} thread(s) at a time in each of {interpreters} fresh interpreters ({why}, pytest-run-parallel's "
+    "marker)"
 )
 NO_CONFIG_AVAILABLE = "{reason}"
 

@@ -162,8 +162,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _controller(session.config, settings).start_early([settings])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Once the marked tests are known, start the zygote for their shapes (if not started yet)."""
+    """Once the marked tests are known, start the zygote for their shapes (if not started yet),
+    and probe which of the user's plugins load in their configs (before the terminal reporter
+    shows pytest_report_collectionfinish's lines)."""
     settings = session.config.stash.get(SETTINGS_KEY, None)
     if settings is None or settings.disabled or session.config.option.collectonly:
         return
@@ -175,7 +178,77 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         item_settings = item.stash.get(ITEM_SETTINGS_KEY, None) or settings
         wanted.setdefault((item_settings.config, item_settings.interpreters), item_settings)
     if wanted:
-        _controller(session.config, settings).start_early(list(wanted.values()))
+        controller = _controller(session.config, settings)
+        controller.start_early(list(wanted.values()))
+        if controller.launcher.ensure_started() is None:
+            from pytest_subinterp.markers import configs_to_run
+
+            for shape in wanted.values():
+                for config_name in configs_to_run(shape)[0]:
+                    controller.probe_plugins(config_name, shape.timeout)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """One line naming the plugins left out of the sub-interpreters, and why."""
+    controller = config.stash.get(CONTROLLER_KEY, None)
+    return controller.plugin_probe.header_lines() if controller is not None else []
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's timer never runs around a battery: its timeout is the battery's
+    (_effective_settings), which reports the hang with its stacks and kills the child."""
+    ours = item.config.stash.get(SETTINGS_KEY, None)
+    return True if ours is not None and _wants_battery(item, ours) else None
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool | None:
+    """No pytest-timeout timer was set for a battery (pytest_timeout_set_timer)."""
+    ours = item.config.stash.get(SETTINGS_KEY, None)
+    return True if ours is not None and _wants_battery(item, ours) else None
+
+
+def _effective_settings(item: pytest.Item, item_settings: options.Settings) -> tuple[options.Settings, list[str]]:
+    """The test's settings after the user's other plugins have their say, and notes saying so:
+    pytest-timeout's timeout (the smaller of the two wins) and pytest-run-parallel's
+    thread_unsafe / parallel_threads(n) (threads capped; rounds raised so that every fresh
+    interpreter still runs the body)."""
+    from pytest_subinterp import compat, messages
+
+    notes = []
+    foreign = compat.pytest_timeout_of(item)
+    if foreign is not None:
+        timeout, where = foreign
+        if timeout < item_settings.timeout:
+            notes.append(messages.TIMEOUT_FROM_PYTEST_TIMEOUT.format(timeout=timeout, where=where,
+                                                                     ours=item_settings.timeout))
+            item_settings = item_settings.replace(timeout=timeout)
+        else:
+            notes.append(messages.TIMEOUT_FROM_SUBINTERP.format(timeout=timeout, where=where,
+                                                                ours=item_settings.timeout))
+    cap, why = _thread_cap(item)
+    if cap is not None and cap < item_settings.threads:
+        rounds = max(item_settings.rounds, -(-item_settings.interpreters // cap))
+        item_settings = item_settings.replace(threads=cap, rounds=rounds)
+        notes.append(messages.ONE_THREAD_AT_A_TIME.format(threads=cap, interpreters=item_settings.interpreters,
+                                                          why=why))
+    return item_settings, notes
+
+
+def _thread_cap(item: pytest.Item) -> tuple[int | None, str]:
+    """Threads pytest-run-parallel's markers allow (None: no cap): thread_unsafe -> 1,
+    parallel_threads(n) -> n (its 'auto' is no cap)."""
+    unsafe = item.get_closest_marker("thread_unsafe")
+    if unsafe is not None:
+        reason = unsafe.kwargs.get("reason") or (unsafe.args[0] if unsafe.args else None)
+        return 1, f"@pytest.mark.thread_unsafe{f': {reason}' if reason else ''}"
+    limit = item.get_closest_marker("parallel_threads")
+    if limit is not None and limit.args:
+        value = limit.args[0]
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value, f"@pytest.mark.parallel_threads({value})"
+    return None, ""
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -184,14 +257,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     settings = item.config.stash.get(SETTINGS_KEY, None)
     if settings is None or not _wants_battery(item, settings):
         return None
-    item_settings = _item_settings(item, settings)
+    item_settings, notes = _effective_settings(item, _item_settings(item, settings))
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     controller = _controller(item.config, settings)
     reports = controller.module_results.pop(item.nodeid, None)
     if reports is None:
         group = _module_group(item, settings, item_settings)
-        results = controller.run_group(group, item_settings)
+        results = controller.run_group(group, item_settings, notes)
         reports = results.pop(item.nodeid)
         controller.module_results.update(results)  # reported when pytest reaches each test
     reports = _with_reruns(item, reports, controller, item_settings)
@@ -254,7 +327,7 @@ def _module_group(item: pytest.Item, settings: options.Settings,
     for other in items[start + 1:]:
         if other.getparent(pytest.Module) is not module or not _wants_battery(other, settings):
             break
-        if _item_settings(other, settings) != item_settings:
+        if _effective_settings(other, _item_settings(other, settings))[0] != item_settings:
             break
         group.append(other)
     return group

@@ -43,6 +43,9 @@ class InnerSpec(TypedDict):
     check_leaks: bool  # run the in-interpreter leak detectors (leaks/measure.py)
     unfreeze: bool  # template interpreters: gc.unfreeze() before they end
     template: NotRequired[bool]  # set by the child: runs in an inherited template interpreter
+    markers: NotRequired[list[str]]  # the outer session's marker lines (plugins left out inside)
+    plugins: NotRequired[list[str]]  # the plugin probe: which plugins to try (plugins.py)
+    control_test: NotRequired[str]
 
 
 class TemplateRequest(TypedDict):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import child, compat, lifecycle, messages, quirks, reports
+from pytest_subinterp import child, compat, lifecycle, messages, plugins, quirks, reports
 from pytest_subinterp.analysis import Analyser, BatteryOutcome
 from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
@@ -87,7 +87,8 @@ CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
 
 
 def inner_args(config: pytest.Config) -> list[str]:
-    """The pytest arguments of every inner session, derived from the outer configuration."""
+    """The pytest arguments of every inner session, derived from the outer configuration (the
+    plugins the probe keeps for a config are added per battery: plugin_args)."""
     args = [f"--rootdir={config.rootpath}"]
     if config.inipath is not None:
         args += ["-c", str(config.inipath)]
@@ -110,27 +111,26 @@ def common_inner_args(config: pytest.Config) -> list[str]:
         args += ["-W", value]
     for value in getattr(option, "override_ini", None) or ():
         args += ["-o", value]
-    for module in _outer_plugin_modules(config):
-        args += ["-p", module]
     return args
 
 
-def _outer_plugin_modules(config: pytest.Config) -> list[str]:
-    """Plugins the outer session loaded via -p or entry points (autoload is off inside)."""
-    modules: list[str] = []
-    for value in getattr(config.option, "plugins", None) or ():
-        if not value.startswith("no:") and value not in modules:
-            modules.append(value)
-    for plugin, _dist in config.pluginmanager.list_plugin_distinfo():
-        name = getattr(plugin, "__name__", None)
-        entry_name = config.pluginmanager.get_name(plugin) or ""
-        if not name or entry_name in INNER_BLOCKED_PLUGINS or name.startswith("pytest_subinterp"):
-            continue
-        if any(blocked in name for blocked in ("xdist", "benchmark", "pytest_timeout", "pytest_forked")):
-            continue
-        if name not in modules:
-            modules.append(name)
-    return modules
+def plugin_args(names: list[str]) -> list[str]:
+    """``-p NAME`` for each plugin an inner session loads (each once, under its registered name)."""
+    args: list[str] = []
+    for name in names:
+        args += ["-p", name]
+    return args
+
+
+def _is_async_plugin_item(item: pytest.Item) -> bool:
+    """A coroutine test item of pytest-asyncio: the inner session hands the coroutine function
+    itself to the battery threads, each driving it in its own event loop (inner.py)."""
+    import inspect
+
+    from pytest_subinterp import compat
+
+    return (type(item).__module__.startswith("pytest_asyncio")
+            and inspect.iscoroutinefunction(compat.raw_test_function(getattr(item, "obj", None))))
 
 
 def cause_of(passed_alone: bool, interpreters: int) -> str:
@@ -174,8 +174,24 @@ class BatteryController:
         self.control_dir.mkdir()
         (self.control_dir / "test_subinterp_control.py").write_text(CONTROL_TEST)
         (self.control_dir / "pytest.ini").write_text("[pytest]\n")
-        self.control_args = [f"--rootdir={self.control_dir}", "-c", str(self.control_dir / "pytest.ini"),
-                             *common_inner_args(config), str(self.control_dir / "test_subinterp_control.py")]
+        self.control_base_args = [f"--rootdir={self.control_dir}", "-c", str(self.control_dir / "pytest.ini"),
+                                  *common_inner_args(config)]
+        self.control_test = str(self.control_dir / "test_subinterp_control.py")
+        self.markers = plugins.marker_lines(config)
+        # The user's plugins: which load inside is probed once per config (plugins.py).
+        self.plugin_probe = plugins.PluginProbe(plugins.outer_plugins(config, INNER_BLOCKED_PLUGINS),
+                                                self.launcher.run, self._new_battery_dir)
+
+    def probe_plugins(self, config_name: str, timeout: float) -> plugins.ProbeResult:
+        """Which of the user's plugins load in `config_name` interpreters (probed once)."""
+        base = {
+            "cwd": str(self.config.invocation_params.dir),
+            "timeout": timeout,
+            "spec": {"config": config_name, "nodeids": [], "block_modules": quirks.blocked_modules(config_name),
+                     "args": self.control_base_args, "control_test": self.control_test,
+                     "basetemp": str(self._battery_basetemp(f"probe-{config_name}"))},
+        }
+        return self.plugin_probe.result(config_name, base)
 
     def close(self) -> None:
         """Stop the running battery and the zygote, and remove the battery directories."""
@@ -201,9 +217,11 @@ class BatteryController:
         """Run the batteries of one test; returns its reports (exactly one per phase)."""
         return self.run_group([item], settings)[item.nodeid]
 
-    def run_group(self, items: list[pytest.Item], settings: Settings) -> dict[str, list[pytest.TestReport]]:
+    def run_group(self, items: list[pytest.Item], settings: Settings,
+                  notes: list[str] | tuple[str, ...] = ()) -> dict[str, list[pytest.TestReport]]:
         """Run tests of one module that share fresh interpreters (one test unless
-        --subinterp-scope=module); returns each test's reports (exactly one per phase)."""
+        --subinterp-scope=module); returns each test's reports (exactly one per phase).
+        `notes`: what other plugins changed in `settings` (shown in the call report)."""
         results: dict[str, list[pytest.TestReport]] = {}
         runnable = []
         for item in items:
@@ -223,6 +241,7 @@ class BatteryController:
                 entry.shape += f", module scope ({len(runnable)} tests)"
             if reason:
                 entry.notes.append(("subinterp", reason))
+            entry.notes += [("subinterp", note) for note in notes]
         for config_name in configs:
             self._run_config(runnable, settings, config_name, collected)
             for item in runnable:
@@ -265,7 +284,8 @@ class BatteryController:
             config=config_name, interps=settings.interpreters)))
 
     def _early_reports(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport] | None:
-        """Reports for a test that needs no battery (skipped or unrunnable), else None."""
+        """Reports for a test that needs no battery (skipped, unrunnable, or needing a plugin
+        that cannot load in its interpreters), else None."""
         unsupported = self._unsupported(item)
         if unsupported is not None:
             if self.settings.all and item.get_closest_marker("subinterp") is None:
@@ -281,6 +301,14 @@ class BatteryController:
                                                                                          error=exc))
         if helper_error:
             return reports.simple_reports(item, "failed", messages.HELPER_MISSING.format(error=helper_error))
+        for config_name in configs:
+            self.probe_plugins(config_name, settings.timeout)
+            needed = self.plugin_probe.needed_left_out(item, config_name)
+            if needed is not None:
+                plugin, via, why = needed
+                return reports.simple_reports(item, "failed", messages.PLUGIN_LEFT_OUT_NEEDED.format(
+                    nodeid=item.nodeid, plugin=plugin.name, dist=plugin.dist or plugin.module, via=via,
+                    config=config_name, reason=why))
         return None
 
     def _run_config(self, items: list[pytest.Item], settings: Settings, config_name: str,
@@ -305,13 +333,14 @@ class BatteryController:
 
     @staticmethod
     def _unsupported(item: pytest.Item) -> str | None:
-        if not isinstance(item, pytest.Function) or type(item).runtest is not pytest.Function.runtest:
-            return messages.UNSUPPORTED_ITEM.format(nodeid=item.nodeid, kind=type(item).__name__)
         import inspect
 
         function = getattr(item, "obj", None)
-        if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        if inspect.isasyncgenfunction(function):
             return messages.ASYNC_UNSUPPORTED.format(nodeid=item.nodeid)
+        if not isinstance(item, pytest.Function) or not (
+                type(item).runtest is pytest.Function.runtest or _is_async_plugin_item(item)):
+            return messages.UNSUPPORTED_ITEM.format(nodeid=item.nodeid, kind=type(item).__name__)
         return None
 
     def _new_battery_dir(self) -> Path:
@@ -334,11 +363,13 @@ class BatteryController:
 
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,
                           unfreeze: bool) -> BatteryOutcome:
+        kept = plugin_args(self.probe_plugins(config_name, settings.timeout).kept)
         directory = self._new_battery_dir()
         spec: InnerSpec = {
             "config": config_name,
             "nodeids": [item.nodeid for item in items],
-            "args": [*self.inner_args, *dict.fromkeys(str(item.path) for item in items)],
+            "args": [*self.inner_args, *kept, *dict.fromkeys(str(item.path) for item in items)],
+            "markers": self.markers,
             "progress_dir": str(directory),
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
             "block_modules": quirks.blocked_modules(config_name),
@@ -348,7 +379,7 @@ class BatteryController:
         control_spec: InnerSpec = {
             **spec,
             "nodeids": [CONTROL_NODEID],
-            "args": self.control_args,
+            "args": [*self.control_base_args, *kept, self.control_test],
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}-control")),
         }
         request: BatteryRequest = {

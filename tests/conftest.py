@@ -36,3 +36,13 @@ def genmods(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, pathlib
     session: (name -> built file, name -> why it was not built)."""
     out = tmp_path_factory.getbasetemp().parent / f"genmods-{sys.implementation.cache_tag}"
     return genbuild.build_all(out)
+
+
+@pytest.fixture
+def compat_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """tests/compat: a pytester with an ini that silences pytest-asyncio's configuration warning.
+    (Here, not in tests/compat/conftest.py: a second conftest module would shadow this one's
+    `from conftest import ...`.)"""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester

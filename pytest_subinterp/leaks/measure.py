@@ -25,27 +25,31 @@ from pytest_subinterp.leaks.verdict import (
 )
 
 
-def measure_test(helper: Any, index: int, call_once: Callable[[], object] | None) -> dict[str, Any]:
+def measure_test(helper: Any, index: int, call_once: Callable[[], object] | None,
+                 reset: Callable[[], object] | None = None) -> dict[str, Any]:
     """Leak detectors that need every interpreter alive: between two barriers, each
     interpreter snapshots its extension objects; interpreter 1 also measures per-call growth
     while the others wait (legacy interpreters share one allocator).  `helper`: the C helper
     (barrier, is_single_phase); `call_once`: one call of the test body, None when the body
-    cannot be repeated (it raised, or never ran here).  Returns the test's leak data."""
+    cannot be repeated (it raised, or never ran here); `reset`: empties what the test's fixtures
+    and pytest keep by design across the repeated calls (inner.Accumulators), before each sample.
+    Returns the test's leak data."""
     helper.barrier()
     data: dict[str, Any] = {"snapshot": shared_object_snapshot(helper.is_single_phase)}
     if index == 0 and call_once is not None:
         # The no-op control first: it also warms the measuring itself up.
-        data["control"] = growth_per_call(lambda: None)
-        data["growth"] = growth_per_call(call_once)
+        data["control"] = growth_per_call(lambda: None, reset)
+        data["growth"] = growth_per_call(call_once, reset)
         if data["growth"] and data["control"] and suspicious_growth(data["growth"], data["control"]):
-            data["growth"]["confirm"] = confirm_growth(call_once)
+            data["growth"]["confirm"] = confirm_growth(call_once, reset)
     helper.barrier()
     return data
 
 
 # ---- per-call growth (detector 2) ------------------------------------------------------------
 
-def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: int) -> dict[str, list[int]]:
+def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: int,
+                     reset: Callable[[], object] | None = None) -> dict[str, list[int]]:
     """GC-tracked objects, allocated blocks and (debug builds) references added by each of
     `batches` batches of `calls_per_batch` calls.  The samples live in lists allocated up front:
     the only allocation the measuring adds is one int per sample, the same in the no-op control."""
@@ -57,6 +61,8 @@ def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: in
         if index:
             for _ in range(calls_per_batch):
                 fn()
+        if reset is not None:
+            reset()  # what fixtures keep until their teardown is not the body's growth
         gc.collect()
         tracked[index] = len(gc.get_objects())
         blocks[index] = sys.getallocatedblocks()
@@ -67,16 +73,16 @@ def _measure_batches(fn: Callable[[], object], batches: int, calls_per_batch: in
             "refs": [b - a for a, b in zip(refs, refs[1:])] if has_refs else []}
 
 
-def confirm_growth(fn: Callable[[], object]) -> dict[str, list[int]] | None:
+def confirm_growth(fn: Callable[[], object], reset: Callable[[], object] | None = None) -> dict[str, list[int]] | None:
     """CONFIRM_BATCHES batches of CALLS_PER_CONFIRM_BATCH more calls, measured like
     growth_per_call's (run right after it, when its batches all grew); None if fn raised."""
     try:
-        return _measure_batches(fn, CONFIRM_BATCHES, CALLS_PER_CONFIRM_BATCH)
+        return _measure_batches(fn, CONFIRM_BATCHES, CALLS_PER_CONFIRM_BATCH, reset)
     except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
         return None
 
 
-def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
+def growth_per_call(fn: Callable[[], object], reset: Callable[[], object] | None = None) -> dict[str, list[int]] | None:
     """Blocks (and refs) added per batch of CALLS_PER_BATCH calls, for MEASURED_BATCHES batches
     after WARMUP_CALLS; None if fn raised, started threads, or is too slow to repeat.
 
@@ -96,7 +102,7 @@ def growth_per_call(fn: Callable[[], object]) -> dict[str, list[int]] | None:
             fn()
             if threading.active_count() != threads_before:
                 return None  # each call starts threads: reported as threads left running
-        growth = _measure_batches(fn, MEASURED_BATCHES, CALLS_PER_BATCH)
+        growth = _measure_batches(fn, MEASURED_BATCHES, CALLS_PER_BATCH, reset)
     except BaseException:  # noqa: BLE001 - a test that cannot be repeated is not measured
         return None
     if threading.active_count() != threads_before:
