@@ -51,6 +51,11 @@ def templates_supported() -> bool:
     return has_isolated() and hasattr(os, "fork")
 
 
+def has_sys_monitoring() -> bool:
+    """``sys.monitoring`` (PEP 669), per interpreter and for every thread of it, from 3.12."""
+    return hasattr(sys, "monitoring")
+
+
 def sub_main_thread_is_process_main() -> bool:
     """3.13 gives a sub-interpreter's main thread the process main thread's id; on 3.12 the
     creator thread must be made the interpreter's main thread after a fork (``_after_fork``)."""

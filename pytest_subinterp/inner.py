@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any
 
-from pytest_subinterp import compat
+from pytest_subinterp import compat, coverage_inside
 
 LEFTOVER_THREAD_GRACE_S = 0.5
 BASE_EXCEPTION_MESSAGE = (
@@ -444,17 +444,21 @@ def run(spec_json: str, index: int) -> str:
     """Entry point called by the C helper in interpreter `index`; returns JSON."""
     spec = json.loads(spec_json)
     recorder = RefusalRecorder()
-    recorder.install()
-    note_loaded_extensions()
     _helper().set_phase("collect")
     output: dict[str, Any] = {"index": index, "config": spec["config"]}
     plugin = InnerPlugin(spec, index, recorder)
+    cov = None
     try:
         if spec.get("template"):
             from pytest_subinterp.templates import interpreter as template
 
             template.adopt_template()
         block_modules(spec)
+        # Before the recorder: coverage.py's own C tracer, refused by isolated interpreters (it
+        # then uses sys.monitoring), is not a module of the project under test.
+        cov = coverage_inside.start(spec.get("coverage"))
+        recorder.install()
+        note_loaded_extensions()
         import pytest
 
         compat.tolerate_unusable_tracemalloc()
@@ -469,6 +473,7 @@ def run(spec_json: str, index: int) -> str:
             output["session_output"] = tee_out.text() + tee_err.text()
     except BaseException:  # noqa: BLE001 - reported by the controller, never lost
         output["error"] = traceback.format_exc()
+    coverage_inside.stop(cov)
     _helper().set_phase("finish")
     if spec.get("template"):
         from pytest_subinterp.templates import interpreter as template

@@ -44,6 +44,7 @@ class InnerSpec(TypedDict):
     unfreeze: bool  # template interpreters: gc.unfreeze() before they end
     template: NotRequired[bool]  # set by the child: runs in an inherited template interpreter
     markers: NotRequired[list[str]]  # the outer session's marker lines (plugins left out inside)
+    coverage: NotRequired[dict[str, Any] | None]  # the session's coverage settings (coverage_inside.py)
     plugins: NotRequired[list[str]]  # the plugin probe: which plugins to try (plugins.py)
     control_test: NotRequired[str]
 

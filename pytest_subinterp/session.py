@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import child, compat, lifecycle, messages, plugins, quirks, reports
+from pytest_subinterp import child, compat, coverage_inside, lifecycle, messages, plugins, quirks, reports
 from pytest_subinterp.analysis import Analyser, BatteryOutcome
 from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
@@ -374,6 +374,7 @@ class BatteryController:
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
             "block_modules": quirks.blocked_modules(config_name),
             "check_leaks": settings.leaks != "off",
+            "coverage": coverage_inside.settings_of_session(),
             "unfreeze": unfreeze,  # template interpreters: gc.unfreeze() before they end
         }
         control_spec: InnerSpec = {
