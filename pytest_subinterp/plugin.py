@@ -180,7 +180,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if wanted:
         controller = _controller(session.config, settings)
         controller.start_early(list(wanted.values()))
-        if controller.launcher.ensure_started() is None:
+        try:
+            helper_error = controller.launcher.ensure_started()
+        except (RuntimeError, EOFError, OSError):
+            return  # the zygote cannot start: each marked test reports why (session._early_reports)
+        if helper_error is None:
             from pytest_subinterp.markers import configs_to_run
 
             for shape in wanted.values():
