@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SESSION_ENV = "PYTEST_SUBINTERP_SESSION"
+from pytest_subinterp import lifecycle
+
+SESSION_ENV = lifecycle.SESSION_ENV
 SETTLE_S = 5.0
 
 TESTS = '''
@@ -52,17 +54,7 @@ SIGNALS = {
 }
 
 
-def session_pids(token: str) -> list[int]:
-    needle = f"{SESSION_ENV}={token}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
+session_pids = lifecycle.session_pids
 
 
 def one_session(python: str, rng: random.Random, root: Path, index: int) -> dict[str, object]:

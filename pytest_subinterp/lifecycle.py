@@ -136,3 +136,25 @@ class TerminateAsInterrupt:
         # Once: a second SIGTERM during the interrupted path ends the process as usual.
         self.uninstall()
         raise KeyboardInterrupt(f"pytest-subinterp: {signal.Signals(signum).name} received")
+
+
+def session_pids(token: str) -> list[int]:
+    """The processes whose environment carries ``PYTEST_SUBINTERP_SESSION=token``: every process
+    of one session (Linux ``/proc``; empty elsewhere).  What the interruption tests and
+    benchmarks/interrupt_soak.py look for after a session ended."""
+    needle = f"{SESSION_ENV}={token}".encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle in environ.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found

@@ -28,20 +28,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 SETTLE_S = 5.0
 
 
-def session_pids(token: str) -> list[int]:
-    """Processes whose environment carries PYTEST_SUBINTERP_SESSION=token."""
-    needle = f"{lifecycle.SESSION_ENV}={token}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if needle in environ.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
+session_pids = lifecycle.session_pids
 
 
 def wait_gone(token: str, timeout: float = SETTLE_S) -> list[int]:

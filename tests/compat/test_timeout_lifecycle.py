@@ -14,24 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from pytest_subinterp import lifecycle
+
 pytest.importorskip("pytest_timeout")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
-SESSION_ENV = "PYTEST_SUBINTERP_SESSION"
+SESSION_ENV = lifecycle.SESSION_ENV
 
 
-def session_pids(token: str) -> list[int]:
-    needle = f"{SESSION_ENV}={token}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if needle in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
+session_pids = lifecycle.session_pids
 
 
 def test_timeout_thread_method_leaves_no_process(tmp_path: Path):
