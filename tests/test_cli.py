@@ -305,3 +305,28 @@ def test_package_with_a_swallowed_refusal_is_a_fallback(extmods_dir: pathlib.Pat
     assert problem["message"].startswith("'fallback_pkg' imported in an isolated sub-interpreter, but its extension "
                                          "module 'single_phase_ext' was refused there")
     assert result.returncode == 1
+
+
+def test_module_that_loads_in_one_interpreter_per_process_is_a_refusal(tmp_path: pathlib.Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: numpy, Cython and PyO3 modules came out of `check --config legacy` as 'thread errors
+    ... make Py_mod_exec safe to run concurrently'.  A module whose import works in one
+    interpreter and fails in every other one of the process is a refusal, as in the plugin."""
+    (tmp_path / "once_per_process.py").write_text(
+        "import os\n"
+        "# process-wide state: the first interpreter of each process sets it up, the others cannot\n"
+        "_flag = os.path.join(os.environ['ONCE_DIR'], f'flag-{os.getpid()}')\n"
+        "try:\n"
+        "    os.close(os.open(_flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+        "except FileExistsError:\n"
+        "    raise RuntimeError('process-wide state already initialized') from None\n")
+    monkeypatch.setenv("ONCE_DIR", str(tmp_path))
+    result = check("once_per_process", "--config", "legacy", "--json", "--memory-rounds", "0",
+                   "--interpreters", "2", "--threads", "1", env_path=tmp_path)
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["verdict"] == "refused" and row["import"] == "refused", row["problems"]
+    assert row["problems"][0]["message"].startswith(
+        "module 'once_per_process' loads into one interpreter per process: imported in a legacy "
+        "sub-interpreter it works, but its import fails in every other interpreter of the process "
+        "(RuntimeError: process-wide state already initialized; interpreters 2 of 2)")
+    assert result.returncode == 1

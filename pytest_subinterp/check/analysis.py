@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_subinterp import advice, compat, crash, quirks
+from pytest_subinterp import advice, compat, crash, messages, quirks
 from pytest_subinterp.check import messages as check_messages
 from pytest_subinterp.check.runner import Runner, Step
 from pytest_subinterp.verdicts import CheckVerdict
@@ -196,6 +196,17 @@ def _analyse_threads(row: dict[str, Any], outputs: list[dict[str, Any]], module:
         first = failed[0]
         text = (first["text"] or "not run").strip().splitlines()[-1]
         row["threads"]["first_error"] = text
+        if _one_interpreter_per_process(calls, failed):
+            # Every call in one interpreter imported it; the import fails only in the others:
+            # the module keeps process-wide state that a second interpreter cannot set up again
+            # (numpy's "CPU dispatcher tracer already initialized", Cython's "Interpreter change
+            # detected"): a refusal, as the plugin reports it, not a thread-safety error.
+            failing = sorted({c["interpreter"] + 1 for c in failed})
+            row["import"] = "refused"
+            _problem(row, CheckVerdict.REFUSED, check_messages.ONE_PER_PROCESS.format(
+                module=module, article=advice.article(config), config=config, error=text,
+                interps=", ".join(map(str, failing)), n_interps=k, fix=messages.REFUSAL_FIX_ONE_PER_PROCESS))
+            return
         _problem(row, CheckVerdict.THREAD_ERRORS, check_messages.THREAD_ERRORS.format(
             module=module, threads=t, interps=k, config=config, failed=len(failed), calls=len(calls),
             interp=first["interpreter"] + 1, thread=first["thread"] + 1, error=text))
@@ -212,6 +223,15 @@ def _analyse_threads(row: dict[str, Any], outputs: list[dict[str, Any]], module:
         else:
             _problem(row, CheckVerdict.SHARED_OBJECTS, check_messages.SHARED.format(
                 count=len(shared), module=module, interps=k, config=config, names=names))
+
+
+def _one_interpreter_per_process(calls: list[dict[str, Any]], failed: list[dict[str, Any]]) -> bool:
+    """Whether the imports failed only in interpreters other than one where every import worked,
+    all with the same error: the module loads into one interpreter per process."""
+    failing = {c["interpreter"] for c in failed}
+    clean = {c["interpreter"] for c in calls} - failing
+    errors = {(c["text"] or "").strip().splitlines()[-1] if c["text"] else "not run" for c in failed}
+    return bool(clean) and len(errors) == 1 and "not run" not in errors
 
 
 def _analyse_memory(row: dict[str, Any], data: dict[str, Any]) -> None:

@@ -34,6 +34,11 @@ THREAD_ERRORS = (
     "in {failed} of {calls} calls; first (interpreter {interp}/{interps}, thread {thread}/{threads}): "
     "{error}; make Py_mod_exec and module-level code safe to run concurrently"
 )
+ONE_PER_PROCESS = (
+    "module '{module}' loads into one interpreter per process: imported in {article} {config} sub-interpreter "
+    "it works, but its import fails in every other interpreter of the process ({error}; interpreters "
+    "{interps} of {n_interps}); {fix}"
+)
 CRASHED = (
     "checking '{module}' crashed the child process with {how} ({where}); {blame}"
 )
