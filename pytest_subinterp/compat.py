@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 # ---- capabilities of the running CPython --------------------------------------------------------
 
-# 3.12+ ob_refcnt of an immortal object is ~2**32 (PEP 683); nothing real gets close to 2**29.
+# 3.12+ ob_refcnt of an immortal object is ~2**32 (PEP 683); 3.11's statically allocated
+# singletons (small ints, the empty tuple, ...) start at 999999999 (_PyObject_IMMORTAL_INIT) and
+# are shared by every interpreter just the same.  Nothing real gets close to 2**29.
 IMMORTAL_REFCOUNT = 1 << 29
 
 
@@ -63,11 +65,13 @@ def sub_main_thread_is_process_main() -> bool:
 
 
 def is_immortal(obj: object) -> bool:
-    """Whether CPython shares `obj` between all interpreters as an immortal object (3.12+)."""
-    checker = getattr(sys, "_is_immortal", None)  # 3.13: the exact answer (checked on 3.13.0)
+    """Whether CPython shares `obj` between all interpreters as an immortal (3.12+) or statically
+    allocated (3.11, e.g. small ints) object: by its reference count on 3.10 - 3.13, or by
+    ``sys._is_immortal`` where it exists (3.14)."""
+    checker = getattr(sys, "_is_immortal", None)
     if checker is not None:
         return bool(checker(obj))
-    return tuple(sys.version_info[:2]) >= (3, 12) and sys.getrefcount(obj) >= IMMORTAL_REFCOUNT
+    return sys.getrefcount(obj) >= IMMORTAL_REFCOUNT
 
 
 def total_refcount() -> int | None:
