@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 from typing import Any
 
 from pytest_subinterp import compat, coverage_inside
@@ -79,7 +80,9 @@ class RefusalRecorder:
 
         def recording(loader: Any, arg: Any) -> Any:
             __tracebackhide__ = True  # noqa: F841 - pytest hides this frame
-            name = str(getattr(arg, "name", None) or getattr(arg, "__name__", "?"))
+            # create_module gets the spec (its .name), exec_module the module (its __name__: a
+            # module's own `name` attribute may be anything, e.g. unicodedata.name).
+            name = str(arg.__name__ if isinstance(arg, types.ModuleType) else getattr(arg, "name", "?"))
             try:
                 result = original(loader, arg)
             except ImportError as exc:
