@@ -132,13 +132,19 @@ def run_helper(request: BatteryRequest, spec: Mapping[str, Any], label: str, sin
     )
 
 
+def read_file(path: Path) -> str:
+    """One file a battery child left in its directory (read by the controller): "" when the
+    child died before writing it."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def read_result(directory: Path) -> HelperResult | None:
     """The result a battery child wrote in `directory` (read by the controller), or None if it
     died first."""
-    try:
-        text = (directory / RESULT_FILE).read_text(errors="replace")
-    except OSError:
-        return None
+    text = read_file(directory / RESULT_FILE)
     result: HelperResult | None = json.loads(text) if text else None
     return result
 

@@ -142,8 +142,7 @@ class PluginProbe:
                                    "entry": PROBE_ENTRY, "spec": {**base["spec"], "plugins": names}}
         exit_info = self._run(request, float(base["timeout"]))
         result = child.read_result(directory)
-        stderr = (directory / child.STDERR_FILE).read_text(errors="replace") if (
-            directory / child.STDERR_FILE).exists() else ""
+        stderr = child.read_file(directory / child.STDERR_FILE)
         shutil.rmtree(directory, ignore_errors=True)
         answers: dict[str, str | None] | None = None
         if result is not None and result.get("interpreters"):

@@ -56,20 +56,13 @@ INNER_BLOCKED_PLUGINS = (
 )
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
 def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[str, Any]]]:
     """Per interpreter, the results the inner sessions wrote test by test (inner.py)."""
     lines: dict[int, list[dict[str, Any]]] = {}
     for path in directory.glob(f"inner-{config_name}-*.jsonl"):
         index = int(path.stem.rsplit("-", 1)[1])
         entries = []
-        for line in _read(path).splitlines():
+        for line in child.read_file(path).splitlines():
             try:
                 entries.append(json.loads(line))
             except ValueError:
@@ -77,10 +70,6 @@ def _read_item_lines(directory: Path, config_name: str) -> dict[int, list[dict[s
         lines[index] = entries
     return lines
 
-
-# The second-battery check of per-call leaks is the leak policy's (tests call it by these names).
-_per_call_leaks = policy.per_call_leaks
-_keep_reproduced = policy.keep_reproduced
 
 CONTROL_TEST = "def test_subinterp_control():\n    pass\n"
 CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
@@ -406,10 +395,10 @@ class BatteryController:
             config=config_name,
             exit=exit_info,
             result=result,
-            progress=_read(directory / child.PROGRESS_FILE),
-            stdout=_read(directory / child.STDOUT_FILE),
-            stderr=_read(directory / child.STDERR_FILE),
-            child_error=_read(directory / child.ERROR_FILE) or None,
+            progress=child.read_file(directory / child.PROGRESS_FILE),
+            stdout=child.read_file(directory / child.STDOUT_FILE),
+            stderr=child.read_file(directory / child.STDERR_FILE),
+            child_error=child.read_file(directory / child.ERROR_FILE) or None,
             wall_s=wall,
             item_lines=_read_item_lines(directory, config_name),
         )

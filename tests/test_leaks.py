@@ -220,9 +220,10 @@ def test_a_per_call_leak_must_show_again_in_a_second_battery(subinterp_pytester:
 
 
 def test_keep_reproduced_sets_an_unreproduced_finding_aside() -> None:
-    """session._keep_reproduced on the data two batteries left: the finding the second one
+    """policy.keep_reproduced on the data two batteries left: the finding the second one
     reproduced gets its figures; the other is kept in the data under another key, unreported."""
     from pytest_subinterp import leaks, session
+    from pytest_subinterp.leaks import policy
 
     growth = {"objects": [4, 4, 4], "blocks": [9, 9, 9], "refs": [], "confirm": {"objects": [16, 16]}}
     control = {"objects": [0, 0, 0], "blocks": [1, 1, 1], "refs": []}
@@ -232,9 +233,9 @@ def test_keep_reproduced_sets_an_unreproduced_finding_aside() -> None:
     outcome = session.BatteryOutcome(config="legacy", exit=None, result={"interpreters": [slot]},  # type: ignore[arg-type]
                                      progress="", stdout="", stderr="", child_error=None, wall_s=0.0,
                                      item_lines={})
-    first = session._per_call_leaks(outcome)
+    first = policy.per_call_leaks(outcome)
     assert set(first) == {"t.py::a", "t.py::b"}
-    session._keep_reproduced(outcome, first, {"t.py::a": {"growth": {"objects": [5, 4, 4]}}})
+    policy.keep_reproduced(outcome, first, {"t.py::a": {"growth": {"objects": [5, 4, 4]}}})
     kept = json.loads(slot["entry_output"])["leak_data"]
     assert kept["t.py::a"]["growth"]["rerun"] == {"objects": [5, 4, 4]}
     assert "growth" not in kept["t.py::b"] and kept["t.py::b"]["growth_not_reproduced"]["objects"] == [4, 4, 4]

@@ -37,13 +37,6 @@ class Step:
     child_error: str | None
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
 class Runner:
     """Runs the check steps in child processes of one working directory."""
 
@@ -107,8 +100,9 @@ class Runner:
 
     @staticmethod
     def _collect(directory: Path, exit_info: ChildExit, result_file: str) -> Step:
-        text = _read(directory / result_file)
-        step = Step(exit_info, json.loads(text) if text else None, _read(directory / child.PROGRESS_FILE),
-                    _read(directory / child.STDERR_FILE), _read(directory / child.ERROR_FILE) or None)
+        text = child.read_file(directory / result_file)
+        step = Step(exit_info, json.loads(text) if text else None,
+                    child.read_file(directory / child.PROGRESS_FILE), child.read_file(directory / child.STDERR_FILE),
+                    child.read_file(directory / child.ERROR_FILE) or None)
         shutil.rmtree(directory, ignore_errors=True)
         return step
