@@ -27,20 +27,11 @@ for version in $VERSIONS; do
 done
 # The user's plugins (tests/compat/requirements.txt, pinned) beside pytest-subinterp: tests/compat
 # only, on 3.13 and 3.12 (the main run above skips tests/compat where the plugins are missing).
-for version in ${SUBINTERP_COMPAT_PYTHONS:-"3.13.0 3.12.1"}; do
-    case " $VERSIONS " in *" $version "*) ;; *) continue ;; esac
-    venv="$ROOT/.venv-compat-$version"
-    echo "=== CPython $version: compat venv $venv (pytest-subinterp + the pinned plugins)"
-    python=$(python_for "$version")
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q "pytest>=8" setuptools wheel -r "$ROOT/tests/compat/requirements.txt"
-    "$venv/bin/python" -m pip install -q --no-build-isolation "$ROOT"
-    (cd "$ROOT/tests" && "$venv/bin/python" -m pytest -p no:cacheprovider -p no:randomly -W error --rootdir="$ROOT" \
-        -c "$ROOT/pyproject.toml" -o asyncio_default_fixture_loop_scope=function "$ROOT/tests/compat") || status=$?
-    if [ "$status" -ne 0 ]; then
-        echo "=== CPython $version: compat FAILED (exit $status)"
-        exit "$status"
-    fi
+compat_versions=""
+for version in ${SUBINTERP_COMPAT_PYTHONS:-3.13.0 3.12.1}; do
+    case " $VERSIONS " in *" $version "*) compat_versions="$compat_versions $version" ;; esac
 done
+if [ -n "$compat_versions" ]; then
+    bash "$ROOT/scripts/run-compat.sh" $compat_versions
+fi
 echo "=== all Pythons passed: $VERSIONS"
