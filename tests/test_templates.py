@@ -53,7 +53,7 @@ def test_memory_leak():
 
 def test_shared_type():
     import static_type_ext
-    assert static_type_ext.StaticThing.__name__ == "StaticThing"
+    assert static_type_ext.add(2, 3) == 5  # not StaticThing: no race on the shared type's refcount
 """
 
 
@@ -62,13 +62,17 @@ def _run(pytester: pytest.Pytester, start: str, report: str, *args: str) -> dict
     whether a crash was attributed to a known defect of CPython (they strike at random)."""
     result = pytester.runpytest_subprocess(f"--subinterp-start={start}", f"--subinterp-report={report}", *args)
     lines = result.stdout.lines
-    blamed = {match.group(1).split("::")[1] for line, after in zip(lines, lines[1:])
-              if (match := re.search(r"crashed with \S+ while running '([^']+)'", line))
-              and "known defect of CPython" in after}
+    # test name -> the attribution line printed under its crash line (the first one: the short
+    # test summary repeats the crash line with another line under it)
+    attributions: dict[str, str] = {}
+    for line, after in zip(lines, lines[1:]):
+        if match := re.search(r"crashed with \S+ while running '([^']+)'", line):
+            attributions.setdefault(match.group(1).split("::")[1], after)
     data = json.loads((pytester.path / report).read_text())
     tests = {test["nodeid"].split("::")[1]: test for test in data["tests"]}
     for name, test in tests.items():
-        test["cpython_crash"] = name in blamed
+        test["crash_attribution"] = attributions.get(name, "")
+        test["cpython_crash"] = "known defect of CPython" in test["crash_attribution"]
     return tests
 
 
@@ -91,6 +95,16 @@ def test_same_verdicts_as_fresh_interpreters(subinterp_pytester: pytest.Pytester
         # (quirks.py); whether it does depends on the heap, and the report blames CPython.
         left = {verdicts.pop("test_single_phase", "passed"), fresh_verdicts.pop("test_single_phase", "passed")}
         assert left <= {"passed", "crashed"}
+    if config == "isolated" and "crashed" in {verdicts.get("test_shared_type"), fresh_verdicts.get("test_shared_type")}:
+        # The planted defect is a race: with own GILs, the interpreters' refcount updates of the
+        # one static type race, and a lost increment frees the static type (seen once in 3.12.1
+        # CI, when the body still read StaticThing: "free(): invalid pointer" in teardown).  The
+        # interpreters' ends still decref it concurrently.  Either verdict fails the test; the
+        # crash report names the module.
+        shared = {verdicts.pop("test_shared_type"), fresh_verdicts.pop("test_shared_type")}
+        assert shared <= {"leaked", "crashed"}
+        assert all(_names_module(run, "test_shared_type", "static_type_ext") for run in (template, fresh)
+                   if run["test_shared_type"]["verdict"] == "crashed")
     assert verdicts == fresh_verdicts
     expected = {
         "test_good": "passed", "test_fails_in_one_interpreter": "failed", "test_crash": "crashed",
@@ -104,6 +118,11 @@ def test_same_verdicts_as_fresh_interpreters(subinterp_pytester: pytest.Pytester
     assert {b["start"] for test in fresh.values() for b in test["batteries"]} == {"fresh"}
     compared = set(verdicts)
     assert _findings(template, compared) == _findings(fresh, compared)
+
+
+def _names_module(tests: dict[str, dict], name: str, module: str) -> bool:
+    """Whether the attribution line under the named test's crash names ``module``."""
+    return module in tests[name]["crash_attribution"]
 
 
 def _findings(tests: dict[str, dict], names: set[str]) -> dict[str, list[str]]:
