@@ -203,7 +203,7 @@ def make_venv(python: str, vdir: Path, plugin_src: Path) -> Path:
         log(f"creating venv {vdir}")
         run([python, "-m", "venv", str(vdir)])
     pip = [str(vpy), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run([*pip, "pytest", "pytest-xdist", "setuptools", "wheel"])
+    run([*pip, "--upgrade", "pytest", "pytest-xdist", "setuptools>=77", "wheel"])  # 3.10/3.11 venvs: setuptools 65
     log(f"installing pytest-subinterp from {plugin_src}")
     run([*pip, "--no-build-isolation", "--force-reinstall", "--no-deps", str(plugin_src)])
     site = subprocess.check_output([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

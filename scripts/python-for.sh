@@ -16,7 +16,9 @@ make_venv() {
     python=$(python_for "$version") || { echo "Python $version not found" >&2; return 1; }
     "$python" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$dir/bin/python" -m pip install -q "pytest>=8" "pytest-xdist>=3.5" setuptools wheel
+    # --upgrade: 3.10 and 3.11 venvs come with setuptools 65 from ensurepip, and the SPDX license
+    # string of pyproject.toml (built below without build isolation) needs setuptools >= 77.
+    "$dir/bin/python" -m pip install -q --upgrade "pytest>=8" "pytest-xdist>=3.5" "setuptools>=77" wheel
     # Build tools of the generator tests (tests/genbuild.py, tests/test_advice.py): real
     # pybind11 and Cython modules, so that the refusal advice is checked on what they emit.
     "$dir/bin/python" -m pip install -q "pybind11==3.1.0" "cython==3.3.1"

@@ -15,7 +15,7 @@ for version in "$@"; do
     python=$(python_for "$version") || { echo "Python $version not found" >&2; exit 1; }
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q "pytest>=8" setuptools wheel -r "$ROOT/tests/compat/requirements.txt"
+    "$venv/bin/python" -m pip install -q --upgrade "pytest>=8" "setuptools>=77" wheel -r "$ROOT/tests/compat/requirements.txt"
     "$venv/bin/python" -m pip install -q --no-build-isolation "$ROOT"
     status=0
     (cd "$ROOT/tests" && "$venv/bin/python" -m pytest -p no:cacheprovider -p no:randomly -W error --rootdir="$ROOT" \
