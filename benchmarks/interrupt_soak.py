@@ -5,7 +5,9 @@ PYTEST_SUBINTERP_SESSION token and TMPDIR; after a random delay it gets SIGINT, 
 process group, SIGTERM or SIGKILL.  Afterwards no process may carry the token and no
 ``pytest-subinterp-*`` work dir may be left.  Linux only (reads /proc).
 
-    python benchmarks/interrupt_soak.py [--sessions 30] [--seed N] [--python PYTHON]
+    python benchmarks/interrupt_soak.py [--sessions 30] [--seed N] [--python PYTHON] [--start MODE]
+
+``--start``: the sessions' --subinterp-start (template, fork or spawn; default: the plugin's).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ SIGNALS = {
 session_pids = lifecycle.session_pids
 
 
-def one_session(python: str, rng: random.Random, root: Path, index: int) -> dict[str, object]:
+def one_session(python: str, rng: random.Random, root: Path, index: int, start: str | None) -> dict[str, object]:
     work = root / f"session-{index}"
     (work / "tmp").mkdir(parents=True)
     (work / "test_soak.py").write_text(TESTS)
@@ -66,7 +68,8 @@ def one_session(python: str, rng: random.Random, root: Path, index: int) -> dict
     env.pop("PYTEST_ADDOPTS", None)
     name = rng.choice(sorted(SIGNALS))
     delay = rng.uniform(0.3, 4.0)
-    proc = subprocess.Popen([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_soak.py"],
+    start_args = [f"--subinterp-start={start}"] if start else []
+    proc = subprocess.Popen([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", *start_args, "test_soak.py"],
                             cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     time.sleep(delay)
@@ -100,13 +103,14 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--start", choices=["template", "fork", "spawn"], default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     rows = []
     with tempfile.TemporaryDirectory(prefix="interrupt-soak-") as root:
         for index in range(args.sessions):
-            row = one_session(args.python, rng, Path(root), index)
+            row = one_session(args.python, rng, Path(root), index, args.start)
             rows.append(row)
             print(f"{index + 1:3d} {row['signal']:<13} after {row['delay_s']:4.2f} s: exit in {row['exit_s']:5.2f} s "
                   f"(rc {row['returncode']}, {row['processes_during']} processes before), left: "

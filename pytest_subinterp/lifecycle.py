@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -101,6 +102,44 @@ def remove_workdir() -> None:
     workdir = os.environ.get(WORKDIR_ENV)
     if workdir and os.path.basename(workdir).startswith("pytest-subinterp-"):
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# The janitor's program: wait for EOF on stdin (the controller closed the pipe, or died: the
+# kernel closes it then, whatever killed it), remove the work dir, exit.  Its own session and
+# SIGINT ignored: a signal to pytest's process group must not end it before its work is done.
+_JANITOR = (
+    "import os, shutil, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "while os.read(0, 4096):\n"
+    "    pass\n"
+    "if os.path.basename(sys.argv[1]).startswith('pytest-subinterp-'):\n"
+    "    shutil.rmtree(sys.argv[1], ignore_errors=True)\n"
+)
+
+
+class Janitor:
+    """Removes the session's work dir when the controller goes, however it goes (SIGKILL
+    included): a small process that waits for EOF on a pipe only the controller holds.  The
+    zygote does this where there is one; spawned batteries (--subinterp-start=spawn, or no
+    fork) have only this."""
+
+    def __init__(self, workdir: str, env: dict[str, str]) -> None:
+        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-S", "-c", _JANITOR, workdir], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def close(self) -> None:
+        """The session ended normally: let the janitor remove the dir and go."""
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
 
 class TerminateAsInterrupt:

@@ -340,6 +340,7 @@ class Spawner:
         self.cwd = cwd
         self.log_dir = log_dir
         self.token = token or lifecycle.session_token()
+        self.janitor: lifecycle.Janitor | None = None
 
     def ensure_started(self) -> str | None:
         """Check that the C helper imports in this Python."""
@@ -353,13 +354,19 @@ class Spawner:
         """Run one battery in a new process (`timeout` per phase, see PhaseClock)."""
         request_path = Path(request["dir"]) / "request.json"
         request_path.write_text(json.dumps(request))
+        env = lifecycle.child_environment(self.token, str(self.log_dir))
+        if self.janitor is None:  # started with the first battery: a session may run none
+            self.janitor = lifecycle.Janitor(str(self.log_dir), env)
         return run_process([sys.executable, "-m", "pytest_subinterp.child", str(request_path)], self.cwd,
-                           timeout, env=lifecycle.child_environment(self.token, str(self.log_dir)),
+                           timeout, env=env,
                            progress=_progress_path(request),
                            grace=hard_deadline_grace(int(request.get("interpreters", 1))))
 
     def close(self) -> None:
-        """Nothing to stop."""
+        """Stop the janitor (it removes the work dir; the controller does too)."""
+        if self.janitor is not None:
+            self.janitor.close()
+            self.janitor = None
 
 
 def make_launcher(cwd: Path, log_dir: Path, start: str = "template", token: str | None = None) -> Zygote | Spawner:

@@ -158,6 +158,34 @@ def test_sigkill_of_pytest_leaves_nothing(session_factory):
     assert session.leftovers() == ([], [])
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone meanwhile
+
+
+def test_sigkill_of_pytest_in_spawn_mode_leaves_nothing(session_factory):
+    """Spawned batteries (no zygote): the battery child gets SIGKILL from the kernel and the
+    janitor removes the work dir."""
+    session = session_factory(args=("--subinterp-start=spawn",))
+    session.wait_battery()
+    janitors = [pid for pid in session_pids(session.token) if b"-S\0-c\0" in _cmdline(pid)]
+    assert len(janitors) == 1
+    assert len(list(session.tmpdir.glob("pytest-subinterp-*"))) == 1
+    os.kill(session.proc.pid, signal.SIGKILL)
+    session.finish()
+    assert session.leftovers() == ([], [])
+
+
+def test_spawn_mode_normal_end_stops_the_janitor(session_factory):
+    session = session_factory(body="pass", args=("--subinterp-start=spawn",))
+    code, output, _ = session.finish(timeout=120)
+    assert code == 0, output
+    assert session_pids(session.token) == []  # finish() waited for pytest: nothing may be left
+    assert list(session.tmpdir.glob("pytest-subinterp-*")) == []
+
+
 def test_zygote_killed_mid_battery_is_a_per_test_error_and_the_session_recovers(session_factory):
     """kill -9 of the zygote: its battery child goes too, that test gets an error naming it,
     the next test runs in a new zygote."""
