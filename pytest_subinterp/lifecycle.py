@@ -25,6 +25,10 @@ import time
 from typing import Any
 
 SESSION_ENV = "PYTEST_SUBINTERP_SESSION"  # token shared by every process of one session
+# A new random value per launcher (never taken from the environment), exported to the zygote and
+# every battery child, so inherited by whatever a test starts: the processes carrying it are this
+# launcher's descendants, also those a test moved out of its process group (setsid, daemons).
+INSTANCE_ENV = "PYTEST_SUBINTERP_INSTANCE"
 PARENT_ENV = "PYTEST_SUBINTERP_PARENT"  # pid the zygote (or a spawned child) must outlive
 WORKDIR_ENV = "PYTEST_SUBINTERP_WORKDIR"  # what the zygote removes when its controller died
 WATCH_INTERVAL_S = 0.2  # parent watch where the kernel has no parent-death signal
@@ -36,9 +40,15 @@ def session_token() -> str:
     return os.environ.get(SESSION_ENV) or secrets.token_hex(8)
 
 
-def child_environment(token: str, workdir: str) -> dict[str, str]:
+def new_instance() -> str:
+    """A launcher's INSTANCE_ENV value."""
+    return secrets.token_hex(8)
+
+
+def child_environment(token: str, workdir: str, instance: str) -> dict[str, str]:
     """The environment of a process the controller starts (the zygote, a spawned child)."""
-    return {**os.environ, SESSION_ENV: token, PARENT_ENV: str(os.getpid()), WORKDIR_ENV: workdir}
+    return {**os.environ, SESSION_ENV: token, PARENT_ENV: str(os.getpid()), WORKDIR_ENV: workdir,
+            INSTANCE_ENV: instance}
 
 
 def _set_parent_death_signal(signum: int) -> bool:
@@ -98,23 +108,39 @@ def kill_group(pid: int) -> None:
 
 
 def remove_workdir() -> None:
-    """The zygote's cleanup when its controller died: the session's work dir."""
+    """The cleanup of the zygote (or the janitor) when its controller died: the processes of
+    its instance that are still running, then the session's work dir."""
+    instance = os.environ.get(INSTANCE_ENV)
+    if instance:
+        kill_strays(instance)
     workdir = os.environ.get(WORKDIR_ENV)
     if workdir and os.path.basename(workdir).startswith("pytest-subinterp-"):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-# The janitor's program: wait for EOF on stdin (the controller closed the pipe, or died: the
-# kernel closes it then, whatever killed it), remove the work dir, exit.  Its own session and
-# SIGINT ignored: a signal to pytest's process group must not end it before its work is done.
-_JANITOR = (
-    "import os, shutil, signal, sys\n"
-    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-    "while os.read(0, 4096):\n"
-    "    pass\n"
-    "if os.path.basename(sys.argv[1]).startswith('pytest-subinterp-'):\n"
-    "    shutil.rmtree(sys.argv[1], ignore_errors=True)\n"
-)
+def kill_strays(instance: str) -> list[int]:
+    """SIGKILL every process (but this one) that carries ``INSTANCE_ENV=instance``: what a test
+    started and left running, even outside its battery's process group.  Returns their pids."""
+    killed = []
+    for pid in pids_with(INSTANCE_ENV, instance):
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            pass  # gone meanwhile, or not ours to kill
+    return killed
+
+
+def janitor_main(workdir: str) -> None:
+    """The janitor's program: wait for EOF on stdin (the controller closed the pipe, or died: the
+    kernel closes it then, whatever killed it), then clean up as the zygote does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C to pytest's group: pytest decides
+    while os.read(0, 4096):
+        pass
+    os.environ[WORKDIR_ENV] = workdir
+    remove_workdir()
 
 
 class Janitor:
@@ -124,8 +150,9 @@ class Janitor:
     fork) have only this."""
 
     def __init__(self, workdir: str, env: dict[str, str]) -> None:
+        program = "import sys; from pytest_subinterp.lifecycle import janitor_main; janitor_main(sys.argv[1])"
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-S", "-c", _JANITOR, workdir], stdin=subprocess.PIPE,
+            [sys.executable, "-c", program, workdir], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 
     def close(self) -> None:
@@ -181,7 +208,12 @@ def session_pids(token: str) -> list[int]:
     """The processes whose environment carries ``PYTEST_SUBINTERP_SESSION=token``: every process
     of one session (Linux ``/proc``; empty elsewhere).  What the interruption tests and
     benchmarks/interrupt_soak.py look for after a session ended."""
-    needle = f"{SESSION_ENV}={token}".encode()
+    return pids_with(SESSION_ENV, token)
+
+
+def pids_with(name: str, value: str) -> list[int]:
+    """The processes whose environment has ``name=value`` (Linux ``/proc``; empty elsewhere)."""
+    needle = f"{name}={value}".encode()
     found = []
     try:
         entries = os.listdir("/proc")

@@ -153,6 +153,7 @@ class Zygote:
         self.log_dir = log_dir
         self.log_path = log_dir / "zygote-stderr.log"
         self.token = token or lifecycle.session_token()
+        self.instance = lifecycle.new_instance()  # what close() looks for in strays
         self.proc: subprocess.Popen[bytes] | None = None
         self.reader: _LineReader | None = None
         self.helper_error: str | None = None
@@ -186,7 +187,7 @@ class Zygote:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 cwd=self.cwd,
-                env=lifecycle.child_environment(self.token, str(self.log_dir)),
+                env=lifecycle.child_environment(self.token, str(self.log_dir), self.instance),
             )
         assert self.proc.stdout is not None
         self.reader = _LineReader(self.proc.stdout.fileno())
@@ -280,12 +281,18 @@ class Zygote:
 
     def close(self) -> None:
         """Stop the zygote: first the running battery's process group, then the zygote itself
-        (an exit command; it kills its spare child); never a long wait."""
+        (an exit command; it kills its spare child), then what a test left running outside its
+        group (lifecycle.kill_strays); never a long wait."""
         if self.running is not None:
             _kill_child(self.running)
             self.running = None
         if self.proc is None:
             return
+        self._stop_zygote()
+        lifecycle.kill_strays(self.instance)
+
+    def _stop_zygote(self) -> None:
+        assert self.proc is not None
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.write(b'{"cmd": "exit"}\n')
@@ -340,6 +347,7 @@ class Spawner:
         self.cwd = cwd
         self.log_dir = log_dir
         self.token = token or lifecycle.session_token()
+        self.instance = lifecycle.new_instance()
         self.janitor: lifecycle.Janitor | None = None
 
     def ensure_started(self) -> str | None:
@@ -354,7 +362,7 @@ class Spawner:
         """Run one battery in a new process (`timeout` per phase, see PhaseClock)."""
         request_path = Path(request["dir"]) / "request.json"
         request_path.write_text(json.dumps(request))
-        env = lifecycle.child_environment(self.token, str(self.log_dir))
+        env = lifecycle.child_environment(self.token, str(self.log_dir), self.instance)
         if self.janitor is None:  # started with the first battery: a session may run none
             self.janitor = lifecycle.Janitor(str(self.log_dir), env)
         return run_process([sys.executable, "-m", "pytest_subinterp.child", str(request_path)], self.cwd,
@@ -363,10 +371,12 @@ class Spawner:
                            grace=hard_deadline_grace(int(request.get("interpreters", 1))))
 
     def close(self) -> None:
-        """Stop the janitor (it removes the work dir; the controller does too)."""
+        """Stop the janitor (it removes the work dir; the controller does too), then what a
+        test left running outside its battery's group (lifecycle.kill_strays)."""
         if self.janitor is not None:
             self.janitor.close()
             self.janitor = None
+            lifecycle.kill_strays(self.instance)
 
 
 def make_launcher(cwd: Path, log_dir: Path, start: str = "template", token: str | None = None) -> Zygote | Spawner:

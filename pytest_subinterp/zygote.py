@@ -114,7 +114,12 @@ class _Lines:
 
     def exit_asked(self) -> bool:
         """Whether EOF or an exit command has arrived (read so far)."""
-        return self.eof or b'"cmd": "exit"' in self.buffer
+        return self.eof or self.exit_commanded()
+
+    def exit_commanded(self) -> bool:
+        """Whether the controller sent the exit command (read so far): EOF without it means the
+        controller died."""
+        return b'"cmd": "exit"' in self.buffer
 
 
 class _Running:
@@ -200,6 +205,10 @@ def serve(inp: Any, out: Any, mode: str = "fork") -> None:
             waited = _wait_child(pid, lines)
             _Running.battery = None
             if waited is None:
+                if not lines.exit_commanded():
+                    # EOF mid-battery: the controller died, and this can come before the
+                    # parent-death signal's handler runs; clean up as that handler would.
+                    _controller_gone()
                 return
             status, usage = waited
             _send(out, {"id": message["id"], "status": status, "max_rss_kb": usage.ru_maxrss,

@@ -170,7 +170,7 @@ def test_sigkill_of_pytest_in_spawn_mode_leaves_nothing(session_factory):
     janitor removes the work dir."""
     session = session_factory(args=("--subinterp-start=spawn",))
     session.wait_battery()
-    janitors = [pid for pid in session_pids(session.token) if b"-S\0-c\0" in _cmdline(pid)]
+    janitors = [pid for pid in session_pids(session.token) if b"janitor_main" in _cmdline(pid)]
     assert len(janitors) == 1
     assert len(list(session.tmpdir.glob("pytest-subinterp-*"))) == 1
     os.kill(session.proc.pid, signal.SIGKILL)
@@ -184,6 +184,32 @@ def test_spawn_mode_normal_end_stops_the_janitor(session_factory):
     assert code == 0, output
     assert session_pids(session.token) == []  # finish() waited for pytest: nothing may be left
     assert list(session.tmpdir.glob("pytest-subinterp-*")) == []
+
+
+# A daemon the test starts in a new session (its own process group), recording its pid.
+DAEMON_BODY = ("import subprocess, sys; "
+               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'], start_new_session=True)")
+
+
+@pytest.mark.parametrize("start", ["template", "spawn"])
+@pytest.mark.parametrize("end", ["normal", "sigkill"])
+def test_a_daemon_a_test_moved_out_of_its_group_ends_with_the_session(session_factory, start, end):
+    """setsid() takes a process out of its battery's group, so killing the group misses it; it
+    still carries the launcher's PYTEST_SUBINTERP_INSTANCE and is killed when the session ends."""
+    session = session_factory(body=DAEMON_BODY + ("" if end == "normal" else "; time.sleep(60)"),
+                              args=(f"--subinterp-start={start}",))
+    if end == "sigkill":
+        session.wait_battery()
+        deadline = time.monotonic() + 10
+        while not any(b"time.sleep(300)" in _cmdline(pid) for pid in session_pids(session.token)):
+            assert time.monotonic() < deadline, "the daemon never started"
+            time.sleep(0.05)
+        os.kill(session.proc.pid, signal.SIGKILL)
+    code, output, _ = session.finish(timeout=120)
+    if end == "normal":
+        assert code == 0, output
+    pids, dirs = session.leftovers()
+    assert (pids, dirs) == ([], []), [_cmdline(pid) for pid in pids]
 
 
 def test_zygote_killed_mid_battery_is_a_per_test_error_and_the_session_recovers(session_factory):
