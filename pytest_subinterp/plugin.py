@@ -192,6 +192,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                     controller.probe_plugins(config_name, shape.timeout)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker's header is never shown: send its plugin probe's line to the controller
+    (terminal.VerdictSummary shows it; xdist sends workeroutput after this hook)."""
+    from pytest_subinterp.terminal import WORKER_LEFT_OUT_KEY
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    controller = session.config.stash.get(CONTROLLER_KEY, None)
+    if workeroutput is not None and controller is not None:
+        workeroutput[WORKER_LEFT_OUT_KEY] = controller.plugin_probe.header_lines()
+
+
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     """One line naming the plugins left out of the sub-interpreters, and why."""
     controller = config.stash.get(CONTROLLER_KEY, None)

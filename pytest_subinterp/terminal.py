@@ -10,6 +10,9 @@ import pytest
 from pytest_subinterp.verdicts import Verdict
 
 SUMMARY_TITLE = "subinterp verdicts"
+# The key of an xdist worker's workeroutput that carries its plugin probe's header line (the
+# controller shows it: a worker's header is never printed).
+WORKER_LEFT_OUT_KEY = "subinterp_plugins_left_out"
 
 
 class VerdictSummary:
@@ -18,6 +21,14 @@ class VerdictSummary:
     def __init__(self) -> None:
         self.verdicts: dict[str, Verdict] = {}
         self.causes: dict[str, str] = {}  # thread-safety | isolation | sub-interpreter
+        self.workers_left_out: list[str] = []  # xdist workers' header lines, once each
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        """An xdist worker finished: keep the plugins its probe left out (plugin.py sends them)."""
+        for line in (getattr(node, "workeroutput", None) or {}).get(WORKER_LEFT_OUT_KEY, []):
+            if line not in self.workers_left_out:
+                self.workers_left_out.append(line)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Remember the verdict carried by a report of a marked test."""
@@ -35,12 +46,14 @@ class VerdictSummary:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Write the summary section: counts per verdict, and the tests of each bad verdict."""
         terminal = terminalreporter
-        if not self.verdicts:
+        if not self.verdicts and not self.workers_left_out:
             return
         grouped: dict[Verdict, list[str]] = defaultdict(list)
         for nodeid, verdict in self.verdicts.items():
             grouped[verdict].append(nodeid)
         terminal.write_sep("=", SUMMARY_TITLE)
+        for line in self.workers_left_out:
+            terminal.write_line(line)
         for verdict in Verdict:  # most severe first; a test is listed once, under its worst verdict
             nodeids = grouped.get(verdict)
             if not nodeids:

@@ -97,3 +97,18 @@ def test_autoload_disabled_with_p_subinterp(pytester: pytest.Pytester, monkeypat
         """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "subinterp", "-p", "pytester")
     result.assert_outcomes(passed=1)
+
+
+def test_under_xdist_the_controller_names_the_plugins_its_workers_left_out(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """-n 2: a worker's header line is never shown, so the verdict summary carries it, once."""
+    pytest.importorskip("xdist")
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(pytester.path))  # the workers import the -p plugin
+    pytester.makepyfile(refusing_plugin=REFUSING_PLUGIN, test_it=TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "refusing_plugin", "-n", "2")
+    result.assert_outcomes(passed=2, errors=1)
+    line = messages.PLUGINS_LEFT_OUT_HEADER.format(plugins="refusing_plugin (ImportError: module refusing_plugin."
+                                                   "_core does not support loading in subinterpreters) *")
+    result.stdout.fnmatch_lines(["*= subinterp verdicts =*", line])
+    assert sum(1 for text in result.stdout.lines if text.startswith("subinterp: plugins left out")) == 1
