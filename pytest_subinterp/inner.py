@@ -149,6 +149,11 @@ class InnerPlugin:
         self.arrived = False
         self.leak_checked = False
 
+    # -- loading ----------------------------------------------------------------------------
+    def pytest_addhooks(self, pluginmanager: Any) -> None:
+        # Called when pytest.main registers this plugin: before the -p arguments are read.
+        register_shadowing_plugins(self.spec.get("args", ()), pluginmanager)
+
     # -- collection -------------------------------------------------------------------------
     def pytest_configure(self, config: Any) -> None:
         from pytest_subinterp import MARKER_LINE
@@ -348,6 +353,42 @@ class Accumulators:
                 sys.stdout.write(out)
             if err:
                 sys.stderr.write(err)
+
+
+def register_shadowing_plugins(args: list[str], pluginmanager: Any) -> None:
+    """Register, under their names, the entry-point plugins that ``-p NAME`` would load although
+    NAME is also another importable module (pytest-asyncio's entry point is called ``asyncio``).
+
+    For ``-p NAME`` pytest marks the module NAME for assertion rewriting before it loads the entry
+    point of that name (PytestPluginManager.import_plugin); with autoload off, as in every inner
+    session, ``-p asyncio`` made the whole stdlib asyncio package load through pytest's rewriting
+    hook, which the outer session (entry points autoloaded: only the plugin's distribution is
+    marked) never does.  That is not only a difference: on 3.12/3.13 an isolated interpreter that
+    awaited a pending future keeps part of asyncio alive when it ends (~40 KiB, also without
+    pytest), and with the rewritten asyncio that part held ~1.2-1.6 MiB: a false 'state leak
+    (memory)' of every test awaiting a future.  A plugin already registered under NAME makes
+    pytest skip ``-p NAME``, marking included; ``-p no:NAME`` still unregisters it."""
+    import importlib.util
+
+    names = [value for flag, value in zip(args, args[1:])
+             if flag == "-p" and not value.startswith("no:") and "." not in value]
+    shadowing = []
+    for name in names:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                shadowing.append(name)
+        except (ImportError, ValueError):
+            continue
+    if not shadowing:
+        return
+    from importlib.metadata import entry_points
+
+    by_name = {entry.name: entry for entry in entry_points(group="pytest11")}
+    for name in shadowing:
+        entry = by_name.get(name)
+        if entry is None or entry.module.split(".")[0] == name or pluginmanager.get_plugin(name) is not None:
+            continue  # a module of that name, or the plugin's own package: -p marks what autoload does
+        pluginmanager.register(entry.load(), name)
 
 
 def _in_own_event_loop(coroutine_function: Any) -> Any:

@@ -112,3 +112,34 @@ def test_under_xdist_the_controller_names_the_plugins_its_workers_left_out(
                                                    "_core does not support loading in subinterpreters) *")
     result.stdout.fnmatch_lines(["*= subinterp verdicts =*", line])
     assert sum(1 for text in result.stdout.lines if text.startswith("subinterp: plugins left out")) == 1
+
+
+def test_entry_point_named_like_a_stdlib_module(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry-point plugin whose name is also a stdlib module (pytest-asyncio's is 'asyncio') is
+    loaded inside under its name without that module being assertion-rewritten: ``-p NAME`` marks
+    NAME for rewriting, and the rewritten stdlib asyncio made every test awaiting a future look
+    like a 1.2-1.6 MiB memory leak per interpreter lifetime (inner.register_shadowing_plugins)."""
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    dist = pytester.mkdir("shadowplug-1.0.dist-info")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shadowplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\nstatistics = shadowplug_statistics\n")
+    pytester.makepyfile(shadowplug_statistics="""
+        import pytest
+
+        @pytest.fixture
+        def shadow():
+            return 7
+        """, test_it="""
+        import sys
+        import pytest
+
+        @pytest.mark.subinterp(leaks="off", threads=1, interpreters=1)
+        def test_it(shadow, request):
+            import statistics
+            assert shadow == 7
+            assert request.config.pluginmanager.has_plugin("statistics")
+            assert type(statistics.__loader__).__name__ == "SourceFileLoader"
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
