@@ -152,6 +152,8 @@ class InnerPlugin:
     # -- loading ----------------------------------------------------------------------------
     def pytest_addhooks(self, pluginmanager: Any) -> None:
         # Called when pytest.main registers this plugin: before the -p arguments are read.
+        from pytest_subinterp.innerplugins import register_shadowing_plugins
+
         register_shadowing_plugins(self.spec.get("args", ()), pluginmanager)
 
     # -- collection -------------------------------------------------------------------------
@@ -159,6 +161,7 @@ class InnerPlugin:
         from pytest_subinterp import MARKER_LINE
 
         self.config = config
+        config.pluginmanager.register(_call_first(self), "subinterp-inner-call")
         config.addinivalue_line("markers", MARKER_LINE)
         # pytest-rerunfailures is left out here (the controller re-runs whole batteries): its
         # marker stays known, for --strict-markers.
@@ -202,9 +205,11 @@ class InnerPlugin:
         testfunction = compat.raw_test_function(pyfuncitem.obj)
         if inspect.isasyncgenfunction(testfunction):
             return None  # pytest (or an async plugin) reports it; the outer side fails it clearly
-        if inspect.iscoroutinefunction(testfunction):
-            testfunction = _in_own_event_loop(testfunction)
         funcargs = pyfuncitem.funcargs
+        if inspect.iscoroutinefunction(testfunction):
+            from pytest_subinterp import coroutines
+
+            testfunction = coroutines.in_own_event_loop(testfunction, coroutines.anyio_backend(funcargs))
         testargs = {arg: funcargs[arg] for arg in compat.fixture_argnames(pyfuncitem)}
         outcomes: dict[tuple[int, int], BaseException] = {}
 
@@ -355,54 +360,6 @@ class Accumulators:
                 sys.stderr.write(err)
 
 
-def register_shadowing_plugins(args: list[str], pluginmanager: Any) -> None:
-    """Register, under their names, the entry-point plugins that ``-p NAME`` would load although
-    NAME is also another importable module (pytest-asyncio's entry point is called ``asyncio``).
-
-    For ``-p NAME`` pytest marks the module NAME for assertion rewriting before it loads the entry
-    point of that name (PytestPluginManager.import_plugin); with autoload off, as in every inner
-    session, ``-p asyncio`` made the whole stdlib asyncio package load through pytest's rewriting
-    hook, which the outer session (entry points autoloaded: only the plugin's distribution is
-    marked) never does.  That is not only a difference: on 3.12/3.13 an isolated interpreter that
-    awaited a pending future keeps part of asyncio alive when it ends (~40 KiB, also without
-    pytest), and with the rewritten asyncio that part held ~1.2-1.6 MiB: a false 'state leak
-    (memory)' of every test awaiting a future.  A plugin already registered under NAME makes
-    pytest skip ``-p NAME``, marking included; ``-p no:NAME`` still unregisters it."""
-    import importlib.util
-
-    names = [value for flag, value in zip(args, args[1:])
-             if flag == "-p" and not value.startswith("no:") and "." not in value]
-    shadowing = []
-    for name in names:
-        try:
-            if importlib.util.find_spec(name) is not None:
-                shadowing.append(name)
-        except (ImportError, ValueError):
-            continue
-    if not shadowing:
-        return
-    from importlib.metadata import entry_points
-
-    by_name = {entry.name: entry for entry in entry_points(group="pytest11")}
-    for name in shadowing:
-        entry = by_name.get(name)
-        if entry is None or entry.module.split(".")[0] == name or pluginmanager.get_plugin(name) is not None:
-            continue  # a module of that name, or the plugin's own package: -p marks what autoload does
-        pluginmanager.register(entry.load(), name)
-
-
-def _in_own_event_loop(coroutine_function: Any) -> Any:
-    """A sync callable that runs the test coroutine to completion in a new event loop of the
-    calling thread (each battery thread drives its own call; pytest-asyncio's loop belongs to the
-    creator thread and cannot run in several threads at once)."""
-    import asyncio
-
-    def run(**kwargs: Any) -> None:
-        asyncio.run(coroutine_function(**kwargs))
-
-    return run
-
-
 def _protocol_wrapper(plugin: InnerPlugin) -> Any:
     """A hookwrapper object keeping the rendezvous in step: one arrival per selected test."""
     import pytest
@@ -428,11 +385,22 @@ def _protocol_wrapper(plugin: InnerPlugin) -> Any:
                 plugin.item_refusals[item.nodeid] = plugin.recorder.refusals[refusals_before:]
                 plugin.write_item_result(item.nodeid)
 
+    return Protocol()
+
+
+def _call_first(plugin: InnerPlugin) -> Any:
+    """The test call, first of every tryfirst pytest_pyfunc_call: registered at configure time,
+    after the -p plugins (pluggy calls the later of two tryfirst hooks first), so that a plugin
+    that runs coroutine tests itself (anyio: once, in the creator thread) does not take the call
+    from the battery threads."""
+    import pytest
+
+    class CallFirst:
         @pytest.hookimpl(tryfirst=True)
         def pytest_pyfunc_call(self, pyfuncitem: Any) -> Any:
             return plugin.pyfunc_call(pyfuncitem)
 
-    return Protocol()
+    return CallFirst()
 
 
 def _helper() -> Any:

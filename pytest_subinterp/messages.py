@@ -263,10 +263,11 @@ CAUSES = {
     ),
     "isolation": (
         "isolation failure: it fails with one thread per interpreter too ({interps} threads, one round, "
-        "{config}): state is shared between interpreters (C statics, cached objects, a single-phase module)"
+        "{config}) but passes without the other interpreters: state is shared between interpreters (C "
+        "statics, cached objects, a single-phase module)"
     ),
     "sub-interpreter": (
-        "it fails in a single {config} sub-interpreter from a single thread: the code does not work in a "
-        "sub-interpreter at all (or the test fails anyway)"
+        "it fails in a single {config} sub-interpreter from a single thread too: the code does not work in "
+        "a sub-interpreter at all, or the test fails anyway (run it without the subinterp marker to tell)"
     ),
 }

@@ -69,6 +69,12 @@ class Proof:
         """True when every expected call is recorded exactly once, as passed."""
         return self.expected > 0 and self.passed == self.expected and not self.problems
 
+    def interpreters_passed(self) -> set[int]:
+        """The interpreters (0-based) that had expected calls and passed every one of them."""
+        ran = {call.interpreter for call in expected_calls(self.n_interps, self.n_threads, self.n_rounds)}
+        troubled = {call.interpreter for calls in self.problems.values() for call in calls}
+        return ran - troubled - set(self.reasons) if self.expected else set()
+
     def counts(self) -> dict[str, int]:
         """For the JSON report: expected, recorded and passed calls, and each kind of problem."""
         return {"expected_calls": self.expected, "recorded_calls": self.recorded, "passed_calls": self.passed,

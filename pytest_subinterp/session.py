@@ -21,6 +21,7 @@ from pytest_subinterp.analysis import Analyser, BatteryOutcome
 from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
 from pytest_subinterp.options import Settings
+from pytest_subinterp.proof import Proof
 from pytest_subinterp.templates.start import make_start
 from pytest_subinterp.verdicts import Verdict
 from pytest_subinterp.workermanage import make_launcher
@@ -122,12 +123,15 @@ def _is_async_plugin_item(item: pytest.Item) -> bool:
             and inspect.iscoroutinefunction(compat.raw_test_function(getattr(item, "obj", None))))
 
 
-def cause_of(passed_alone: bool, interpreters: int) -> str:
-    """'thread-safety' when the test passed with one thread per interpreter, else 'isolation'
-    (K >= 2: it fails with one thread in each interpreter) or 'sub-interpreter' (K = 1)."""
-    if passed_alone:
+def cause_of(passed_one_thread_each: bool, passed_somewhere_alone: bool) -> str:
+    """'thread-safety' when the test passed with one thread per interpreter; else 'isolation'
+    when it passed without the other interpreters (in some interpreter of that battery, or in a
+    single interpreter from a single thread): state shared between interpreters is the
+    evidence; else 'sub-interpreter': it fails even alone in one interpreter (the code does not
+    work in a sub-interpreter, or the test fails anyway)."""
+    if passed_one_thread_each:
         return "thread-safety"
-    return "isolation" if interpreters > 1 else "sub-interpreter"
+    return "isolation" if passed_somewhere_alone else "sub-interpreter"
 
 
 def _skip_location(item: pytest.Item, reason: str | None) -> tuple[str, int, str]:
@@ -251,26 +255,40 @@ class BatteryController:
 
     def _find_cause(self, item: pytest.Item, settings: Settings, config_name: str,
                     collected: reports.Collected) -> None:
-        """Thread safety or isolation?  When the test failed in some calls of this config, one
+        """Thread safety or isolation?  When the test failed in some calls of this config, a
         confirmation battery runs it with one thread per interpreter (K threads, one round): if
-        that passes, the failure needs several threads in one interpreter; if it fails too, it
-        happens with one thread per interpreter (state shared between interpreters, or a test
-        that fails in any sub-interpreter)."""
+        that passes, the failure needs several threads in one interpreter.  If it fails too, it
+        is an isolation failure only when the test passes without the other interpreters: in some
+        interpreter of that battery, or else in a second confirmation battery of one interpreter
+        and one thread; a test that fails even there fails in any sub-interpreter."""
         failed = [proof for proof in collected.proofs if proof.config == config_name and "failed" in proof.problems]
-        if not failed or collected.cause is not None or any(
+        reported_failed = any(report.failed for entry in collected.interpreters for report in entry.reports.values())
+        if not failed or not reported_failed or collected.cause is not None or any(
                 s.verdict in (Verdict.CRASHED, Verdict.HUNG) for s in collected.synthetic):
             return
-        single = settings.replace(threads=settings.interpreters, rounds=1, leaks="off", scope="test")
         if settings.threads <= settings.interpreters and settings.rounds == 1:
-            passed = False  # the battery itself already ran one thread per interpreter
+            # the battery itself already ran one thread per interpreter
+            passed, evidence = False, [proof for proof in collected.proofs if proof.config == config_name]
         else:
-            confirm = {item.nodeid: reports.Collected()}
-            self._run_config([item], single, config_name, confirm)
-            outcome = confirm[item.nodeid]
-            passed = bool(outcome.proofs) and all(proof.ok for proof in outcome.proofs) and not outcome.synthetic
-        collected.cause = cause_of(passed, settings.interpreters)
+            passed, evidence = self._confirm(item, settings.replace(threads=settings.interpreters, rounds=1),
+                                             config_name)
+        alone = any(proof.interpreters_passed() for proof in evidence)
+        if not passed and not alone and settings.interpreters > 1:
+            alone = self._confirm(item, settings.replace(interpreters=1, threads=1, rounds=1), config_name)[0]
+        collected.cause = cause_of(passed, alone)
         collected.notes.append(("subinterp cause", messages.CAUSES[collected.cause].format(
             config=config_name, interps=settings.interpreters)))
+
+    def _confirm(self, item: pytest.Item, shape: Settings, config_name: str) -> tuple[bool, list[Proof]]:
+        """A confirmation battery of this shape (leak checks off): whether every call passed,
+        and its proofs (none when it crashed or hung)."""
+        confirm = {item.nodeid: reports.Collected()}
+        self._run_config([item], shape.replace(leaks="off", scope="test"), config_name, confirm)
+        outcome = confirm[item.nodeid]
+        if outcome.synthetic:
+            return False, []
+        proofs = [proof for proof in outcome.proofs if proof.config == config_name]
+        return bool(proofs) and all(proof.ok for proof in proofs), proofs
 
     def _early_reports(self, item: pytest.Item, settings: Settings) -> list[pytest.TestReport] | None:
         """Reports for a test that needs no battery (skipped, unrunnable, or needing a plugin

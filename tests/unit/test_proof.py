@@ -153,3 +153,24 @@ def test_skipped_everywhere_is_skipped_without_proof() -> None:
     collected = Collected(interpreters=[entry], proofs=[prove("isolated", 1, 1, 1, records(1, 1, 1, {Call(0, 0, 0): "not run"}))])
     reports = build_reports(FakeItem(), collected, WHERE)  # type: ignore[arg-type]
     assert reports[0].skipped and len(reports) == 2
+
+
+def test_interpreters_passed_are_those_with_every_call_passed() -> None:
+    """The cause's evidence (session.cause_of): which interpreters passed all their calls."""
+    assert prove("isolated", 2, 2, 1, records(2, 2, 1)).interpreters_passed() == {0, 1}
+    one_failed = prove("isolated", 2, 2, 1, records(2, 2, 1, {Call(1, 1, 0): "failed"}))
+    assert one_failed.interpreters_passed() == {0}
+    both_failed = prove("isolated", 2, 2, 1, records(2, 2, 1, {Call(0, 0, 0): "failed", Call(1, 1, 0): "failed"}))
+    assert both_failed.interpreters_passed() == set()
+    # K > T x R: interpreter 2 never ran the body, so it passed nothing
+    assert prove("isolated", 2, 1, 1, records(2, 1, 1)).interpreters_passed() == {0}
+    assert prove("isolated", 2, 2, 1, None).interpreters_passed() == set()  # record lost
+
+
+def test_cause_needs_a_pass_without_the_other_interpreters_to_blame_isolation() -> None:
+    from pytest_subinterp.session import cause_of
+
+    assert cause_of(passed_one_thread_each=True, passed_somewhere_alone=False) == "thread-safety"
+    assert cause_of(passed_one_thread_each=False, passed_somewhere_alone=True) == "isolation"
+    # fails even alone in one interpreter from one thread: nothing shows shared state
+    assert cause_of(passed_one_thread_each=False, passed_somewhere_alone=False) == "sub-interpreter"
