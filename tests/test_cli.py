@@ -197,10 +197,16 @@ def test_crash_on_end_ext_crash_reported(extmods_report):
         row = rows_by_key(document)[("crash_on_end_ext", config)]
         assert row["import"] == "ok"  # one interpreter alone is fine; the second end crashes
         assert row["verdict"] == "crashed"
-        assert row["crash"]["signal"] == "SIGSEGV" and row["crash"]["phase"] == "end"
-        assert row["crash"]["step"] == "threads" and row["crash"]["known_defect"] is None
-        assert "crashed the child process with SIGSEGV" in row["problems"][0]["message"]
+        crash = row["crash"]
+        assert crash["phase"] == "end" and crash["step"] == "threads"
         assert f"({config}), creator thread, phase: end" in row["problems"][0]["message"]
+        if crash["signal"] == "SIGABRT" and sys.version_info[:3] in ((3, 12, 1), (3, 13, 0)):
+            # The planted NULL dereference is a SIGSEGV, but these CPythons' own aborts when
+            # interpreters end (docs/cpython-quirks.md) can strike first, in the same phase: seen
+            # once in 3.13.0 CI.  The phase and the place are what this test checks then.
+            continue
+        assert crash["signal"] == "SIGSEGV" and crash["known_defect"] is None
+        assert "crashed the child process with SIGSEGV" in row["problems"][0]["message"]
 
 
 def test_extmods_exit_status(extmods_report):
