@@ -12,7 +12,7 @@ import json
 import sys
 
 import pytest
-from conftest import HAS_ISOLATED
+from conftest import HAS_ISOLATED, run_past_planted_races
 
 CONFIG = "isolated" if HAS_ISOLATED else "legacy"
 
@@ -70,7 +70,7 @@ def leaky(subinterp_pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_fail_mode_catches_each_detector_with_its_figure(leaky: pytest.Pytester) -> None:
-    result = leaky.runpytest_subprocess("-p", "no:cacheprovider", "-rfE")
+    result = run_past_planted_races(leaky, "-p", "no:cacheprovider", "-rfE")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == 5, result.stdout.str()
     assert outcomes.get("errors", 0) == 1  # the thread: a teardown error, as in plain pytest
@@ -82,7 +82,7 @@ def test_fail_mode_catches_each_detector_with_its_figure(leaky: pytest.Pytester)
 
 
 def test_warn_mode_shows_leaks_but_passes(leaky: pytest.Pytester) -> None:
-    result = leaky.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=warn", "-W", "default")
+    result = run_past_planted_races(leaky, "-p", "no:cacheprovider", "--subinterp-leaks=warn", "-W", "default")
     assert result.parseoutcomes()["passed"] == 6
     assert result.parseoutcomes()["warnings"] >= 6  # one per finding; a test may have several
     result.stdout.fnmatch_lines([
@@ -95,7 +95,7 @@ def test_warn_mode_shows_leaks_but_passes(leaky: pytest.Pytester) -> None:
 
 
 def test_off_mode_ignores_leaks(leaky: pytest.Pytester) -> None:
-    result = leaky.runpytest_subprocess("-p", "no:cacheprovider", "--subinterp-leaks=off")
+    result = run_past_planted_races(leaky, "-p", "no:cacheprovider", "--subinterp-leaks=off")
     result.assert_outcomes(passed=6)
     result.stdout.no_fnmatch_line("*state leak*")
     result.stdout.no_fnmatch_line("*left thread*")
