@@ -154,7 +154,7 @@ class InnerPlugin:
         # Called when pytest.main registers this plugin: before the -p arguments are read.
         from pytest_subinterp.innerplugins import register_shadowing_plugins
 
-        register_shadowing_plugins(self.spec.get("args", ()), pluginmanager)
+        register_shadowing_plugins(self.spec.get("shadowing_plugins", {}), pluginmanager)
 
     # -- collection -------------------------------------------------------------------------
     def pytest_configure(self, config: Any) -> None:

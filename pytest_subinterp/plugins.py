@@ -102,6 +102,24 @@ class ProbeResult:
 
     kept: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # name -> why
+    # kept plugins registered under the name of another importable module: name -> plugin module
+    # (innerplugins.register_shadowing_plugins)
+    shadowing: dict[str, str] = field(default_factory=dict)
+
+
+def shadows_a_module(plugin: OuterPlugin) -> bool:
+    """Whether ``-p NAME`` would mark another module for assertion rewriting: NAME is an
+    importable top-level module that is not the plugin's own package (pytest-asyncio's entry
+    point is called ``asyncio``).  Decided here, once, from the outer session's plugin modules."""
+    import importlib.util
+    import sys
+
+    if "." in plugin.name or plugin.module.split(".")[0] == plugin.name or plugin.module not in sys.modules:
+        return False
+    try:
+        return importlib.util.find_spec(plugin.name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _first_line_of_error(text: str) -> str:
@@ -163,6 +181,8 @@ class PluginProbe:
                 probe.kept.append(name)
             else:
                 probe.left_out[name] = _first_line_of_error(error)
+        probe.shadowing = {plugin.name: plugin.module for plugin in self.plugins
+                           if plugin.name in probe.kept and shadows_a_module(plugin)}
         return probe
 
     def header_lines(self) -> list[str]:

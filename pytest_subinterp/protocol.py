@@ -46,6 +46,8 @@ class InnerSpec(TypedDict):
     markers: NotRequired[list[str]]  # the outer session's marker lines (plugins left out inside)
     coverage: NotRequired[dict[str, Any] | None]  # the session's coverage settings (coverage_inside.py)
     plugins: NotRequired[list[str]]  # the plugin probe: which plugins to try (plugins.py)
+    # kept plugins named like another module: name -> plugin module (innerplugins.py)
+    shadowing_plugins: NotRequired[dict[str, str]]
     control_test: NotRequired[str]
 
 

@@ -117,8 +117,6 @@ def _is_async_plugin_item(item: pytest.Item) -> bool:
     itself to the battery threads, each driving it in its own event loop (inner.py)."""
     import inspect
 
-    from pytest_subinterp import compat
-
     return (type(item).__module__.startswith("pytest_asyncio")
             and inspect.iscoroutinefunction(compat.raw_test_function(getattr(item, "obj", None))))
 
@@ -370,12 +368,14 @@ class BatteryController:
 
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,
                           unfreeze: bool) -> BatteryOutcome:
-        kept = plugin_args(self.probe_plugins(config_name, settings.timeout).kept)
+        probe = self.probe_plugins(config_name, settings.timeout)
+        kept = plugin_args(probe.kept)
         directory = self._new_battery_dir()
         spec: InnerSpec = {
             "config": config_name,
             "nodeids": [item.nodeid for item in items],
             "args": [*self.inner_args, *kept, *dict.fromkeys(str(item.path) for item in items)],
+            "shadowing_plugins": probe.shadowing,
             "markers": self.markers,
             "progress_dir": str(directory),
             "basetemp": str(self._battery_basetemp(f"battery-{self.counter}-{config_name}")),
