@@ -30,7 +30,7 @@ SESSION_ENV = "PYTEST_SUBINTERP_SESSION"  # token shared by every process of one
 # launcher's descendants, also those a test moved out of its process group (setsid, daemons).
 INSTANCE_ENV = "PYTEST_SUBINTERP_INSTANCE"
 PARENT_ENV = "PYTEST_SUBINTERP_PARENT"  # pid the zygote (or a spawned child) must outlive
-WORKDIR_ENV = "PYTEST_SUBINTERP_WORKDIR"  # what the zygote removes when its controller died
+WORKDIR_ENV = "PYTEST_SUBINTERP_WORKDIR"  # what the zygote or the janitor removes when the controller died
 WATCH_INTERVAL_S = 0.2  # parent watch where the kernel has no parent-death signal
 
 
@@ -107,7 +107,7 @@ def kill_group(pid: int) -> None:
             pass
 
 
-def remove_workdir() -> None:
+def clean_up_orphaned() -> None:
     """The cleanup of the zygote (or the janitor) when its controller died: the processes of
     its instance that are still running, then the session's work dir."""
     instance = os.environ.get(INSTANCE_ENV)
@@ -118,29 +118,26 @@ def remove_workdir() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def kill_strays(instance: str) -> list[int]:
+def kill_strays(instance: str) -> None:
     """SIGKILL every process (but this one) that carries ``INSTANCE_ENV=instance``: what a test
-    started and left running, even outside its battery's process group.  Returns their pids."""
-    killed = []
+    started and left running, even outside its battery's process group."""
     for pid in pids_with(INSTANCE_ENV, instance):
         if pid == os.getpid():
             continue
         try:
             os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
         except OSError:
             pass  # gone meanwhile, or not ours to kill
-    return killed
 
 
-def janitor_main(workdir: str) -> None:
+def janitor_main() -> None:
     """The janitor's program: wait for EOF on stdin (the controller closed the pipe, or died: the
-    kernel closes it then, whatever killed it), then clean up as the zygote does."""
+    kernel closes it then, whatever killed it), then clean up as the zygote does (its
+    environment names the instance and the work dir: child_environment)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C to pytest's group: pytest decides
     while os.read(0, 4096):
         pass
-    os.environ[WORKDIR_ENV] = workdir
-    remove_workdir()
+    clean_up_orphaned()
 
 
 class Janitor:
@@ -149,10 +146,11 @@ class Janitor:
     zygote does this where there is one; spawned batteries (--subinterp-start=spawn, or no
     fork) have only this."""
 
-    def __init__(self, workdir: str, env: dict[str, str]) -> None:
-        program = "import sys; from pytest_subinterp.lifecycle import janitor_main; janitor_main(sys.argv[1])"
+    def __init__(self, env: dict[str, str]) -> None:
+        """`env`: child_environment's, which names the work dir and the instance to clean up."""
+        program = "from pytest_subinterp.lifecycle import janitor_main; janitor_main()"
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-c", program, workdir], stdin=subprocess.PIPE,
+            [sys.executable, "-c", program], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 
     def close(self) -> None:

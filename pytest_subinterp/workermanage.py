@@ -364,7 +364,7 @@ class Spawner:
         request_path.write_text(json.dumps(request))
         env = lifecycle.child_environment(self.token, str(self.log_dir), self.instance)
         if self.janitor is None:  # started with the first battery: a session may run none
-            self.janitor = lifecycle.Janitor(str(self.log_dir), env)
+            self.janitor = lifecycle.Janitor(env)
         return run_process([sys.executable, "-m", "pytest_subinterp.child", str(request_path)], self.cwd,
                            timeout, env=env,
                            progress=_progress_path(request),

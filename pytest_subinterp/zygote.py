@@ -140,7 +140,7 @@ def _controller_gone(*_args: Any) -> None:
     """The controller died (parent-death signal, or EOF without an exit command): take the
     battery child, the spare and the work dir with us."""
     _kill_running()
-    lifecycle.remove_workdir()
+    lifecycle.clean_up_orphaned()
     os._exit(0)
 
 
@@ -226,7 +226,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, _controller_gone)
     parent = os.environ.get(lifecycle.PARENT_ENV)
     if parent:
-        lifecycle.end_with_parent(int(parent), signal.SIGTERM, on_orphan=lifecycle.remove_workdir, watch=False)
+        lifecycle.end_with_parent(int(parent), signal.SIGTERM, on_orphan=lifecycle.clean_up_orphaned, watch=False)
     serve(sys.stdin, sys.stdout, argv[0] if argv else "fork")
     sys.stdout.flush()
     # Never finalize: CPython aborts at exit while template interpreters are alive.
