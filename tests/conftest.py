@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 
 import extbuild  # tests/ is on sys.path: the top-level conftest.py puts it there
@@ -55,11 +56,22 @@ def compat_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) 
 RACY_SHARED_MODULES = ("static_type_ext", "cached_static_ext")
 
 
+def crash_attributions(result: pytest.RunResult) -> dict[str, str]:
+    """Test name -> the attribution line printed under its crash line ("crashed with SIGx while
+    running '<nodeid>'"); the first one: the short test summary repeats the crash line with
+    another line under it."""
+    lines = result.stdout.lines
+    attributions: dict[str, str] = {}
+    for line, after in zip(lines, lines[1:]):
+        if match := re.search(r"crashed with \S+ while running '([^']+)'", line):
+            attributions.setdefault(match.group(1).split("::")[1], after)
+    return attributions
+
+
 def crashed_by_planted_race(result: pytest.RunResult) -> bool:
     """Whether a battery of this run crashed with the attribution naming a racy shared module."""
-    lines = result.stdout.lines
-    return any("crashed with SIG" in line and any(module in after for module in RACY_SHARED_MODULES)
-               for line, after in zip(lines, lines[1:]))
+    return any(module in attribution for attribution in crash_attributions(result).values()
+               for module in RACY_SHARED_MODULES)
 
 
 def run_past_planted_races(pytester: pytest.Pytester, *args: str, attempts: int = 3) -> pytest.RunResult:

@@ -11,11 +11,10 @@ why; and Python 3.11 (no templates) runs fresh.
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import pytest
-from conftest import HAS_ISOLATED, needs_isolated
+from conftest import HAS_ISOLATED, crash_attributions, needs_isolated
 
 CONFIGS = [pytest.param("isolated", marks=needs_isolated), pytest.param("legacy", marks=needs_isolated)]
 
@@ -61,13 +60,7 @@ def _run(pytester: pytest.Pytester, start: str, report: str, *args: str) -> dict
     """Run the test file with a start mode; the report's tests by name, with "cpython_crash":
     whether a crash was attributed to a known defect of CPython (they strike at random)."""
     result = pytester.runpytest_subprocess(f"--subinterp-start={start}", f"--subinterp-report={report}", *args)
-    lines = result.stdout.lines
-    # test name -> the attribution line printed under its crash line (the first one: the short
-    # test summary repeats the crash line with another line under it)
-    attributions: dict[str, str] = {}
-    for line, after in zip(lines, lines[1:]):
-        if match := re.search(r"crashed with \S+ while running '([^']+)'", line):
-            attributions.setdefault(match.group(1).split("::")[1], after)
+    attributions = crash_attributions(result)
     data = json.loads((pytester.path / report).read_text())
     tests = {test["nodeid"].split("::")[1]: test for test in data["tests"]}
     for name, test in tests.items():
