@@ -10,6 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def plugin_args(names: list[str]) -> list[str]:
+    """``-p NAME`` for each plugin an inner session loads (each once, under its registered name):
+    the batteries' (session.py) and the plugin probe's (plugincheck.py) command lines."""
+    args: list[str] = []
+    for name in names:
+        args += ["-p", name]
+    return args
+
+
 def register_shadowing_plugins(shadowing: dict[str, str], pluginmanager: Any) -> None:
     """Register, under their names, the plugins that ``-p NAME`` would load although NAME is also
     another importable module (``shadowing``: name -> plugin module, decided once by the

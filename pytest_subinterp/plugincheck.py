@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_subinterp import compat
 from pytest_subinterp.inner import block_modules
+from pytest_subinterp.innerplugins import plugin_args
 
 
 def _session(spec: dict[str, Any], names: list[str]) -> str | None:
@@ -22,10 +23,7 @@ def _session(spec: dict[str, Any], names: list[str]) -> str | None:
 
     import pytest
 
-    args = [*spec["args"]]
-    for name in names:
-        args += ["-p", name]
-    args += [f"--basetemp={spec['basetemp']}/probe", spec["control_test"]]
+    args = [*spec["args"], *plugin_args(names), f"--basetemp={spec['basetemp']}/probe", spec["control_test"]]
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):

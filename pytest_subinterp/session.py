@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_subinterp import child, compat, coverage_inside, lifecycle, messages, plugins, quirks, reports
+from pytest_subinterp import child, compat, coverage_inside, innerplugins, lifecycle, messages, plugins, quirks, reports
 from pytest_subinterp.analysis import Analyser, BatteryOutcome
 from pytest_subinterp.leaks import policy
 from pytest_subinterp.markers import configs_to_run
@@ -78,7 +78,7 @@ CONTROL_NODEID = "test_subinterp_control.py::test_subinterp_control"
 
 def inner_args(config: pytest.Config) -> list[str]:
     """The pytest arguments of every inner session, derived from the outer configuration (the
-    plugins the probe keeps for a config are added per battery: plugin_args)."""
+    plugins the probe keeps for a config are added per battery: innerplugins.plugin_args)."""
     args = [f"--rootdir={config.rootpath}"]
     if config.inipath is not None:
         args += ["-c", str(config.inipath)]
@@ -101,14 +101,6 @@ def common_inner_args(config: pytest.Config) -> list[str]:
         args += ["-W", value]
     for value in getattr(option, "override_ini", None) or ():
         args += ["-o", value]
-    return args
-
-
-def plugin_args(names: list[str]) -> list[str]:
-    """``-p NAME`` for each plugin an inner session loads (each once, under its registered name)."""
-    args: list[str] = []
-    for name in names:
-        args += ["-p", name]
     return args
 
 
@@ -369,7 +361,7 @@ class BatteryController:
     def _run_battery_once(self, items: list[pytest.Item], settings: Settings, config_name: str,
                           unfreeze: bool) -> BatteryOutcome:
         probe = self.probe_plugins(config_name, settings.timeout)
-        kept = plugin_args(probe.kept)
+        kept = innerplugins.plugin_args(probe.kept)
         directory = self._new_battery_dir()
         spec: InnerSpec = {
             "config": config_name,
