@@ -222,7 +222,7 @@ def test_zygote_killed_mid_battery_is_a_per_test_error_and_the_session_recovers(
     """)
     session.wait_battery()
     zygotes = [pid for pid in session_pids(session.token)
-               if b"pytest_subinterp.zygote" in Path(f"/proc/{pid}/cmdline").read_bytes()
+               if b"pytest_subinterp.zygote" in _cmdline(pid)
                and Path(f"/proc/{pid}/stat").read_text().split()[3] == str(session.proc.pid)]
     assert len(zygotes) == 1
     os.kill(zygotes[0], signal.SIGKILL)
