@@ -10,19 +10,27 @@ python_for() {
     return 1
 }
 
-# make_venv VERSION DIR: a venv with pytest-subinterp (built from this checkout) and test tools.
-make_venv() {
+# make_base_venv VERSION DIR [PIP ARGS...]: a venv with pytest, the build tools and PIP ARGS, then
+# pytest-subinterp built from this checkout (without build isolation).  The test venvs
+# (make_venv) and the compat venvs (scripts/run-compat.sh) differ only in PIP ARGS.
+make_base_venv() {
     local version=$1 dir=$2 python
+    shift 2
     python=$(python_for "$version") || { echo "Python $version not found" >&2; return 1; }
     "$python" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip >/dev/null
     # --upgrade: 3.10 and 3.11 venvs come with setuptools 65 from ensurepip, and the SPDX license
     # string of pyproject.toml (built below without build isolation) needs setuptools >= 77.
-    "$dir/bin/python" -m pip install -q --upgrade "pytest>=8" "pytest-xdist>=3.5" "setuptools>=77" wheel
-    # Build tools of the generator tests (tests/genbuild.py, tests/test_advice.py): real
-    # pybind11 and Cython modules, so that the refusal advice is checked on what they emit.
-    "$dir/bin/python" -m pip install -q "pybind11==3.1.0" "cython==3.3.1"
+    "$dir/bin/python" -m pip install -q --upgrade "pytest>=8" "setuptools>=77" wheel "$@"
     "$dir/bin/python" -m pip install -q --no-build-isolation "$ROOT"
+}
+
+# make_venv VERSION DIR: a venv with pytest-subinterp (built from this checkout) and test tools:
+# pytest-xdist, and the build tools of the generator tests (tests/genbuild.py,
+# tests/test_advice.py), real pybind11 and Cython modules, so that the refusal advice is checked
+# on what they emit.
+make_venv() {
+    make_base_venv "$1" "$2" "pytest-xdist>=3.5" "pybind11==3.1.0" "cython==3.3.1"
 }
 
 # make_lint_venv DIR: a venv with the pinned linters and pytest (mypy checks the plugin against

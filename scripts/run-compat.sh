@@ -12,11 +12,7 @@ fi
 for version in "$@"; do
     venv="$ROOT/.venv-compat-$version"
     echo "=== CPython $version: compat venv $venv (pytest-subinterp + the pinned plugins)"
-    python=$(python_for "$version") || { echo "Python $version not found" >&2; exit 1; }
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q --upgrade "pytest>=8" "setuptools>=77" wheel -r "$ROOT/tests/compat/requirements.txt"
-    "$venv/bin/python" -m pip install -q --no-build-isolation "$ROOT"
+    make_base_venv "$version" "$venv" -r "$ROOT/tests/compat/requirements.txt"
     status=0
     (cd "$ROOT/tests" && "$venv/bin/python" -m pytest -p no:cacheprovider -p no:randomly -W error --rootdir="$ROOT" \
         -c "$ROOT/pyproject.toml" -o asyncio_default_fixture_loop_scope=function "$ROOT/tests/compat") || status=$?
