@@ -118,7 +118,7 @@ def test_entry_point_named_like_a_stdlib_module(pytester: pytest.Pytester, monke
     """An entry-point plugin whose name is also a stdlib module (pytest-asyncio's is 'asyncio') is
     loaded inside under its name without that module being assertion-rewritten: ``-p NAME`` marks
     NAME for rewriting, and the rewritten stdlib asyncio made every test awaiting a future look
-    like a 1.2-1.6 MiB memory leak per interpreter lifetime (inner.register_shadowing_plugins)."""
+    like a 1.2-1.6 MiB memory leak per interpreter lifetime (innerplugins.register_shadowing_plugins)."""
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     dist = pytester.mkdir("shadowplug-1.0.dist-info")
@@ -131,7 +131,6 @@ def test_entry_point_named_like_a_stdlib_module(pytester: pytest.Pytester, monke
         def shadow():
             return 7
         """, test_it="""
-        import sys
         import pytest
 
         @pytest.mark.subinterp(leaks="off", threads=1, interpreters=1)
