@@ -48,6 +48,21 @@ def test_lifetime_finding_needs_every_measured_lifetime() -> None:
     assert lifetime_findings([_pair(999 * KIB, 0, warmup=True)], "isolated") == []  # warm-up only
 
 
+def test_one_greedy_control_lifetime_does_not_hide_a_leak() -> None:
+    """The 3.13.0 template battery's series that passed malloc_leak_ext: its first measured
+    control lifetime retained 130 KiB more than the others; every test lifetime showed the leak."""
+    series = [{"warmup": True, "test": {"malloc": 526768, "fds": 0}, "control": {"malloc": 396912, "fds": 0}},
+              {"warmup": False, "test": {"malloc": 527232, "fds": 0}, "control": {"malloc": 528512, "fds": 0}},
+              {"warmup": False, "test": {"malloc": 528496, "fds": 0}, "control": {"malloc": 395808, "fds": 0}}]
+    (finding,) = lifetime_findings(series, "isolated")
+    assert finding.message().startswith("state leak (memory) in isolated interpreters: +128.3 KiB per interpreter "
+                                        "lifetime beyond the control (test retained 514.9 KiB, 516.1 KiB); "
+                                        "baseline trivial test retained 516.1 KiB, 386.5 KiB per lifetime")
+    # ... but a test lifetime that retained no more than the lowest control still clears the test
+    once = [*series[:2], {**series[2], "test": {"malloc": 395808, "fds": 0}}]
+    assert lifetime_findings(once, "isolated") == []
+
+
 def test_per_call_finding_needs_growth_beyond_the_control_in_every_batch() -> None:
     control = {"objects": [0, 0, 0], "blocks": [2, 2, 2], "refs": []}
     leaking = {"objects": [CALLS_PER_BATCH] * 3, "blocks": [9, 9, 9], "refs": [],
